@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmem.h - the guest memory table: regions shared as fds by the frontend,
+ * mapped once, and translation of guest addresses to host addresses with
+ * bounds checks.
+ *
+ * A struct gmem is an immutable, reference-counted snapshot. Adding or
+ * removing a region builds a new snapshot that shares the mappings of the
+ * old one; a mapping is unmapped when the last snapshot using it is put.
+ * In-flight requests hold a reference to the snapshot they were
+ * translated with, so memory is never unmapped under a request.
+ *
+ * gmem knows nothing about rings, sockets or threads.
+ */
+#ifndef VBLK_GMEM_H
+#define VBLK_GMEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* At least 32 per the design; vhost-user's GET_MAX_MEM_SLOTS reports it. */
+#define GMEM_MAX_REGIONS 64
+
+/* What the frontend says about one region (VhostUserMemoryRegion). */
+struct gmem_region_desc {
+	uint64_t gpa;          /* guest physical address of the first byte */
+	uint64_t size;         /* bytes */
+	uint64_t uva;          /* frontend's user virtual address of gpa */
+	uint64_t mmap_offset;  /* offset of gpa's byte in the fd */
+};
+
+struct gmem;
+
+/*
+ * gmem_create - an empty table (no regions).
+ * Return: 0 or -ENOMEM.
+ */
+int gmem_create(struct gmem **out);
+
+/*
+ * gmem_add - a new snapshot: @old (may be NULL = empty) plus one region
+ * mapped from @fd. The fd is not kept (mmap holds the file).
+ * Fails with -EINVAL for a zero size, an overflowing range, or a range
+ * overlapping an existing region (in GPA or UVA space); -ENOSPC if the
+ * table is full; -errno from mmap (for example, the fd is too small).
+ * Context: any thread; @old is not changed.
+ */
+int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
+	     struct gmem **out);
+
+/*
+ * gmem_remove - a new snapshot: @old without the region that matches
+ * @d's gpa, size and uva exactly. -ENOENT if none matches.
+ */
+int gmem_remove(const struct gmem *old, const struct gmem_region_desc *d,
+		struct gmem **out);
+
+/* Reference counting; gmem_put(NULL) is a no-op. Thread-safe. */
+struct gmem *gmem_get(struct gmem *m);
+void gmem_put(struct gmem *m);
+
+unsigned gmem_nregions(const struct gmem *m);
+/* Region i, sorted by gpa; NULL if out of range. */
+const struct gmem_region_desc *gmem_region(const struct gmem *m, unsigned i);
+
+/*
+ * gmem_ptr - host pointer for the contiguous guest range [gpa, gpa+len),
+ * or NULL if any byte is unmapped, the range wraps, or it crosses a
+ * region boundary. For ring structures and headers that must be
+ * contiguous. len == 0 is treated as 1.
+ */
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/*
+ * gmem_uva_ptr - as gmem_ptr, for a frontend virtual address (vring
+ * addresses in SET_VRING_ADDR are frontend virtual addresses).
+ */
+void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len);
+
+/*
+ * gmem_map_iov - translate [gpa, gpa+len) to host iovecs, splitting at
+ * region boundaries, appending at most @max entries to @iov.
+ * Return: number of entries written (0 for len == 0), -EFAULT if a byte is
+ * unmapped or the range overflows 64 bits, -ENOBUFS if @max is too small.
+ */
+int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
+		 struct iovec *iov, unsigned max);
+
+#endif

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * storage.h - storage engines behind one interface: a file or block device
+ * through io_uring (buffered or O_DIRECT), and a null engine for
+ * benchmarks (reads return zeroes, writes are dropped).
+ *
+ * A struct storage is one opened backend, shared by every thread serving
+ * it. A struct storage_chan is one thread's submission context (one
+ * io_uring); a thread submits I/O for any storage through its own chan.
+ * storage knows nothing about virtio.
+ */
+#ifndef VBLK_STORAGE_H
+#define VBLK_STORAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum storage_engine { STORAGE_FILE, STORAGE_NULL };
+
+struct storage_params {
+	enum storage_engine engine;
+	const char *path;     /* STORAGE_FILE: file or block device */
+	uint64_t size;        /* STORAGE_NULL: capacity in bytes */
+	bool direct;          /* O_DIRECT */
+	bool read_only;
+};
+
+struct storage_info {
+	uint64_t size;               /* bytes */
+	uint32_t logical_block_size; /* 512 for files, BLKSSZGET for devices */
+	uint32_t physical_block_size;
+	bool read_only;
+	bool can_discard;            /* punch-hole / BLKDISCARD works */
+	bool can_write_zeroes;
+};
+
+struct storage;
+struct storage_chan;
+
+/*
+ * storage_open - open a backend. Errors: -ENOENT, -EACCES, -EISDIR,
+ * -EINVAL (bad params, size not a multiple of 512), other -errno from
+ * open/fstat/ioctl. A message for the user is logged.
+ */
+int storage_open(const struct storage_params *p, struct storage **out);
+void storage_close(struct storage *st);
+const struct storage_info *storage_get_info(const struct storage *st);
+
+enum storage_op {
+	STORAGE_OP_READ,
+	STORAGE_OP_WRITE,
+	STORAGE_OP_FLUSH,        /* fdatasync */
+	STORAGE_OP_DISCARD,      /* may leave data as is or zero it */
+	STORAGE_OP_WRITE_ZEROES, /* reads back as zeroes afterwards */
+};
+
+struct storage_io;
+typedef void (*storage_done_cb)(struct storage_io *io, int res);
+
+/*
+ * One request. The caller fills the public part, keeps the struct (and
+ * iov array) alive until cb runs, and gets exactly one callback: res is 0
+ * on success (the whole length was transferred) or -errno.
+ */
+struct storage_io {
+	enum storage_op op;
+	uint64_t offset;           /* bytes */
+	uint64_t len;              /* DISCARD / WRITE_ZEROES: bytes */
+	const struct iovec *iov;   /* READ / WRITE */
+	unsigned iovcnt;
+	bool fua;                  /* WRITE: durable before completion (RWF_DSYNC) */
+	bool unmap;                /* WRITE_ZEROES: may deallocate */
+	storage_done_cb cb;
+	/* engine-private below */
+	struct storage *st;
+	uint64_t done_bytes;       /* progress for short reads/writes */
+	struct storage_io *next;   /* engine's deferred/retry lists */
+};
+
+/*
+ * storage_chan_create - a submission context for the calling thread
+ * (one io_uring of @depth entries).
+ * Context: the chan is used only by the thread that created it.
+ */
+int storage_chan_create(unsigned depth, struct storage_chan **out);
+void storage_chan_destroy(struct storage_chan *ch);
+
+/* fd to poll (EPOLLIN) for completions. */
+int storage_chan_fd(const struct storage_chan *ch);
+
+/*
+ * storage_submit - queue io; it is sent to the kernel on the next
+ * storage_chan_flush() (batching). Never calls cb synchronously: errors
+ * detected at submission (range beyond size, read-only) are reported
+ * from storage_chan_reap(). io->st is set by this call.
+ */
+void storage_submit(struct storage_chan *ch, struct storage *st, struct storage_io *io);
+
+/* Send every queued request to the kernel. */
+void storage_chan_flush(struct storage_chan *ch);
+
+/*
+ * storage_chan_reap - run callbacks for completed requests (and requests
+ * completed without the kernel: null engine, errors). Resubmits short
+ * transfers and -EAGAIN. Returns the number of callbacks run.
+ */
+unsigned storage_chan_reap(struct storage_chan *ch);
+
+/* Requests submitted and not yet called back. */
+unsigned storage_chan_inflight(const struct storage_chan *ch);
+
+#endif

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost.h - the backend (device) side of the vhost-user protocol.
+ *
+ * vhost owns the listening socket, one frontend connection at a time, the
+ * negotiated features, the guest memory table and per-vring
+ * configuration. Each message's size, fd count, order and indices are
+ * checked before it acts; a malformed message closes that connection
+ * (never the daemon), and the socket listens again.
+ *
+ * The device is reached only through struct vhost_dev_ops. vhost knows
+ * nothing about virtio-blk.
+ *
+ * Context: all vhost functions and ops callbacks run in the control loop's
+ * thread, except where an op says otherwise.
+ */
+#ifndef VBLK_VHOST_H
+#define VBLK_VHOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gmem/gmem.h"
+#include "virtq/virtq.h"
+#include "loop/loop.h"
+
+#define VHOST_MAX_QUEUES 64
+
+/* One vring as configured by the frontend. While started, the fields
+ * marked (queue) belong to the thread serving the queue; vhost changes
+ * them only inside ops->queue_exec. */
+struct vhost_vring {
+	unsigned index;
+	struct virtq vq;          /* (queue) ring state */
+	struct gmem *mem;         /* (queue) memory table the ring was mapped with */
+	int kick_fd;              /* -1 if none / polling */
+	int call_fd;              /* (queue) -1 if none */
+	int err_fd;               /* (queue) -1 if none */
+	bool started;
+	bool enabled;
+	/* raw frontend config */
+	unsigned num;
+	uint16_t base;
+	uint32_t addr_flags;
+	uint64_t desc_uva, avail_uva, used_uva, log_addr;
+};
+
+/* Features and limits of the device behind this socket. */
+struct vhost_dev_info {
+	unsigned num_queues;      /* GET_QUEUE_NUM */
+	unsigned max_queue_size;  /* largest ring accepted */
+	uint64_t features;        /* device + transport bits offered (VIRTIO_F_*, VIRTIO_BLK_F_*) */
+	uint32_t config_size;     /* bytes of config space */
+};
+
+typedef void (*vhost_done_cb)(void *arg);
+
+struct vhost_dev_ops {
+	/* Config space read; buf has len bytes. */
+	int (*get_config)(void *opaque, uint32_t offset, void *buf, uint32_t len);
+	/* Config space write by the frontend (guest). -EINVAL to refuse. */
+	int (*set_config)(void *opaque, uint32_t offset, const void *buf, uint32_t len);
+	/* Negotiated feature bits (SET_FEATURES), before any queue starts. */
+	void (*set_features)(void *opaque, uint64_t features);
+	/*
+	 * Start serving vr (its virtq is initialised, kick/call fds set).
+	 * From now the device owns the (queue) fields until queue_stop.
+	 */
+	int (*queue_start)(void *opaque, struct vhost_vring *vr);
+	/*
+	 * Stop serving vr: stop popping, finish in-flight requests (or hand
+	 * them back), push their completions, then call done(arg) from the
+	 * control thread. done may be called before queue_stop returns.
+	 * vhost processes no further message of this connection until done.
+	 */
+	void (*queue_stop)(void *opaque, struct vhost_vring *vr, vhost_done_cb done, void *arg);
+	/*
+	 * Run fn(arg) in the context serving started vring vr, synchronously.
+	 * Used to swap the memory table, ring pointers or call fd safely.
+	 */
+	void (*queue_exec)(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg);
+	/* The frontend went away (after every queue was stopped). */
+	void (*disconnected)(void *opaque);
+};
+
+struct vhost_server;
+
+/*
+ * vhost_server_create - listen on the unix socket @path (or use the
+ * listening/connected @fd if path is NULL) and serve one frontend at a
+ * time on @ctrl. Errors: -EADDRINUSE if another process listens on path
+ * (a stale socket file is replaced), other -errno.
+ */
+int vhost_server_create(struct loop *ctrl, const char *path, int fd,
+			const struct vhost_dev_info *info,
+			const struct vhost_dev_ops *ops, void *opaque,
+			struct vhost_server **out);
+/* Close the connection (stopping queues synchronously) and the socket. */
+void vhost_server_destroy(struct vhost_server *s);
+
+/* True while a frontend is connected. */
+bool vhost_server_connected(const struct vhost_server *s);
+
+/* Called by the device when a queue is broken: signals err_fd. Context: any. */
+void vhost_vring_signal_err(struct vhost_vring *vr);
+
+#endif

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtq.h - device side of virtio rings: split and packed layouts,
+ * indirect descriptors, EVENT_IDX in both directions.
+ *
+ * virtq owns ring state (indices, wrap counters, the broken flag). Guest
+ * memory comes in as a parameter (const struct gmem *) on every pop, so the
+ * same queue works with any address space. virtq never touches fds,
+ * threads or sockets: "needs notify?" returns a bool and the caller
+ * signals the call eventfd.
+ *
+ * Every descriptor chain is validated; anything the guest gets wrong marks
+ * the queue broken and virtq_pop() returns -EIO from then on. Nothing here
+ * asserts or exits on guest data.
+ *
+ * Context: a struct virtq is used by one thread at a time (its iothread).
+ */
+#ifndef VBLK_VIRTQ_H
+#define VBLK_VIRTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <linux/virtio_ring.h>
+
+#include "gmem/gmem.h"
+
+#define VIRTQ_MAX_SIZE 32768u
+/* Most iovecs one popped chain may produce (descriptors x region splits). */
+#define VIRTQ_MAX_IOV 1024u
+
+struct virtq_config {
+	unsigned num;       /* ring size: power of two (split) or any 1..32768 (packed) */
+	bool packed;        /* VIRTIO_F_RING_PACKED negotiated */
+	bool event_idx;     /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;      /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	/* Host addresses of the three areas (already translated and checked
+	 * for size by the caller, see virtq_area_sizes()). */
+	void *desc;         /* split: vring_desc[num]; packed: vring_packed_desc[num] */
+	void *driver;       /* split: vring_avail; packed: vring_packed_desc_event */
+	void *device;       /* split: vring_used;  packed: vring_packed_desc_event */
+	/*
+	 * Where to resume (SET_VRING_BASE). Split: last_avail_idx; the used
+	 * index is taken from the used ring. Packed: bits 0-14 last_avail_idx,
+	 * bit 15 the avail wrap counter; used index and wrap start equal.
+	 */
+	uint16_t base;
+};
+
+/* Bytes each area needs for a ring of num entries. */
+void virtq_area_sizes(unsigned num, bool packed, uint64_t *desc, uint64_t *driver,
+		      uint64_t *device);
+
+/* One popped request. iov[0..out_num) are device-readable, the next in_num
+ * device-writable. */
+struct virtq_elem {
+	uint16_t id;        /* split: head index; packed: buffer id */
+	uint16_t ndesc;     /* ring slots the chain used (packed: how far used skips) */
+	unsigned out_num;
+	unsigned in_num;
+	struct iovec *iov;  /* points into the caller's array given to virtq_pop */
+};
+
+struct virtq {
+	unsigned num;
+	bool packed, event_idx, indirect;
+	bool broken;
+	/* split */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail_idx;    /* next avail entry to read (split and packed) */
+	uint16_t shadow_avail_idx;  /* split: last avail->idx read from the guest */
+	uint16_t used_idx;          /* next used entry to write */
+	uint16_t signalled_used;    /* used_idx at the last notification */
+	bool signalled_used_valid;
+	/* packed */
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_desc_event *driver_event;
+	struct vring_packed_desc_event *device_event;
+	bool avail_wrap_counter;
+	bool used_wrap_counter;
+	uint64_t inflight;          /* popped, not yet pushed */
+};
+
+/*
+ * virtq_init - set up @vq from @cfg. -EINVAL for an invalid size, a NULL or
+ * misaligned area, or a base out of range.
+ */
+int virtq_init(struct virtq *vq, const struct virtq_config *cfg);
+
+/*
+ * virtq_pop - take the next available chain, translate every buffer through
+ * @mem into host iovecs (split at region boundaries) in iov[0..max_iov).
+ * Return: 1 and *elem filled; 0 if nothing is available; -EIO if the
+ * queue is (now) broken (nothing filled).
+ */
+int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+	      struct iovec *iov, unsigned max_iov);
+
+/*
+ * virtq_push - return a chain to the driver with @len bytes written into
+ * its device-writable buffers. Order of pushes may differ from pops.
+ * Publishes the used entry immediately (release ordering).
+ */
+void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
+
+/*
+ * virtq_needs_notify - after one or more pushes: should the driver be
+ * interrupted (used buffer notification), honouring EVENT_IDX or the
+ * NO_INTERRUPT flag? Records the notification as sent if true.
+ */
+bool virtq_needs_notify(struct virtq *vq);
+
+/*
+ * virtq_disable_notify / virtq_enable_notify - ask the driver not to kick /
+ * to kick again (avail event index with EVENT_IDX, flags otherwise).
+ * enable returns true if buffers are already available, so the caller must
+ * poll again instead of sleeping (closes the lost-wakeup race).
+ */
+void virtq_disable_notify(struct virtq *vq);
+bool virtq_enable_notify(struct virtq *vq);
+
+/* True if the driver has made buffers available we have not popped. */
+bool virtq_has_avail(struct virtq *vq);
+
+/* The resume point for GET_VRING_BASE (same encoding as cfg.base). */
+uint16_t virtq_get_base(const struct virtq *vq);
+
+/* Mark broken (e.g. by a caller that found the request unusable). */
+void virtq_set_broken(struct virtq *vq, const char *why);
+
+/* ---- driver side: the guest's half, for tests and libvblk -------------- */
+
+/* One buffer as the driver describes it: a device address (GPA). */
+struct virtq_drv_buf {
+	uint64_t addr;
+	uint32_t len;
+};
+
+struct virtq_drv {
+	unsigned num;
+	bool packed, event_idx;
+	/* split */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	/* packed */
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_desc_event *driver_event; /* written by driver */
+	struct vring_packed_desc_event *device_event; /* read by driver */
+	bool avail_wrap_counter, used_wrap_counter;
+	uint16_t next_avail;     /* split: avail->idx shadow; packed: next slot */
+	uint16_t last_used;      /* next used entry to read */
+	uint16_t kicked_avail;   /* avail index at the last kick decision */
+	uint16_t free_head;      /* head of the free descriptor list (split) / free ids */
+	unsigned num_free;
+	uint16_t *next_free;     /* free list links, num entries */
+	void **tokens;           /* per head/id, num entries */
+	uint16_t *chain_len;     /* per id: descriptors used (packed) */
+};
+
+/*
+ * virtq_drv_init - driver side over host memory the caller allocated
+ * (sized by virtq_area_sizes) and zeroed. The device sees the same memory
+ * at other addresses; that mapping is the caller's business.
+ */
+int virtq_drv_init(struct virtq_drv *d, unsigned num, bool packed, bool event_idx,
+		   void *desc, void *driver, void *device);
+void virtq_drv_fini(struct virtq_drv *d);
+
+/*
+ * virtq_drv_add - make a chain of out readable then in writable buffers
+ * available; token comes back from virtq_drv_get_used.
+ * If @indirect_table (host pointer) is given, the chain goes into that
+ * indirect table (at device address @indirect_addr, out+in entries of
+ * 16 bytes) and uses one ring slot.
+ * Return: 0, -ENOSPC if the ring is full, -EINVAL for out+in == 0.
+ */
+int virtq_drv_add(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
+		  unsigned out, unsigned in, void *token,
+		  void *indirect_table, uint64_t indirect_addr);
+
+/* After adds: true if the device wants a kick (EVENT_IDX / flags aware). */
+bool virtq_drv_kick_prepare(struct virtq_drv *d);
+
+/* Next completed chain's token and used length, or NULL if none. */
+void *virtq_drv_get_used(struct virtq_drv *d, uint32_t *len);
+
+/* Ask the device for an interrupt after the next used entry (or not). */
+void virtq_drv_enable_cb(struct virtq_drv *d);
+void virtq_drv_disable_cb(struct virtq_drv *d);
+
+#endif
