@@ -1,2 +1,382 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * loop.c - epoll event loops. One thread owns a loop: its fd handlers and
+ * idle callbacks run only there. Other threads hand it work through a
+ * mutex-protected call queue and an eventfd doorbell (loop_call/loop_post);
+ * the mutex guards only that queue, never the loop's data.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "loop/loop.h"
+
+#define LOOP_MAX_EVENTS 64
+#define LOOP_MAX_IDLE 32
+
+struct loop_handler {
+	int fd;
+	bool dead;              /* deleted; freed at the end of the iteration */
+	loop_fd_cb cb;
+	void *opaque;
+	struct loop_handler *next;
+};
+
+struct loop_callreq {
+	loop_fn fn;
+	void *arg;
+	bool wait;              /* loop_call: the caller owns this struct */
+	bool done;
+	struct loop_callreq *next;
+};
+
+struct loop_idle {
+	loop_idle_cb cb;
+	void *opaque;
+};
+
+struct loop {
+	char name[32];
+	int epfd;
+	int wake_fd;            /* eventfd: calls queued or stop requested */
+	pthread_t owner;
+	pthread_t thread;
+	bool has_thread;
+	volatile int stop;      /* written by any thread, read by the owner */
+	struct loop_handler *handlers;   /* every live handler (for lookup) */
+	struct loop_handler *graveyard;  /* dead, freed after the epoll batch */
+	struct loop_idle idle[LOOP_MAX_IDLE];
+	unsigned nidle;
+	pthread_mutex_t lock;   /* guards calls, call_tail */
+	pthread_cond_t cond;    /* signalled when a waited call is done */
+	struct loop_callreq *calls, *call_tail;
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	bool started;
+};
+
+/* Sentinel used as the wake fd's epoll data. */
+static struct loop_handler wake_handler;
+
+int loop_create(const char *name, struct loop **out)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_handler };
+	struct loop *l;
+	int ret;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	snprintf(l->name, sizeof(l->name), "%s", name ? name : "loop");
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->wake_fd < 0) {
+		ret = -errno;
+		goto err_close_ep;
+	}
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) < 0) {
+		ret = -errno;
+		goto err_close_wake;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
+	pthread_mutex_init(&l->start_lock, NULL);
+	pthread_cond_init(&l->start_cond, NULL);
+	l->owner = pthread_self();
+	*out = l;
+	return 0;
+
+err_close_wake:
+	close(l->wake_fd);
+err_close_ep:
+	close(l->epfd);
+err_free:
+	free(l);
+	return ret;
+}
+
+static void loop_wake(struct loop *l)
+{
+	uint64_t one = 1;
+	ssize_t r UNUSED;
+
+	r = write(l->wake_fd, &one, sizeof(one));
+}
+
+static void loop_free_graveyard(struct loop *l)
+{
+	while (l->graveyard) {
+		struct loop_handler *h = l->graveyard;
+
+		l->graveyard = h->next;
+		free(h);
+	}
+}
+
+/* Run every queued call. Context: the owner thread. */
+static void loop_run_calls(struct loop *l)
+{
+	struct loop_callreq *c;
+
+	for (;;) {
+		pthread_mutex_lock(&l->lock);
+		c = l->calls;
+		if (c) {
+			l->calls = c->next;
+			if (!l->calls)
+				l->call_tail = NULL;
+		}
+		pthread_mutex_unlock(&l->lock);
+		if (!c)
+			return;
+		c->fn(c->arg);
+		if (c->wait) {
+			pthread_mutex_lock(&l->lock);
+			c->done = true;
+			pthread_cond_broadcast(&l->cond);
+			pthread_mutex_unlock(&l->lock);
+		} else {
+			free(c);
+		}
+	}
+}
+
+static void loop_iterate(struct loop *l, int timeout_ms)
+{
+	struct epoll_event evs[LOOP_MAX_EVENTS];
+	int n;
+
+	n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		log_rl(LOG_ERR, "%s: epoll_wait: %s", l->name, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		struct loop_handler *h = evs[i].data.ptr;
+
+		if (h == &wake_handler) {
+			uint64_t v;
+			ssize_t r UNUSED;
+
+			r = read(l->wake_fd, &v, sizeof(v));
+			loop_run_calls(l);
+			continue;
+		}
+		/* A handler deleted earlier in this batch must not run. */
+		if (!h->dead)
+			h->cb(h->opaque, evs[i].events);
+	}
+	for (unsigned i = 0; i < l->nidle; i++)
+		l->idle[i].cb(l->idle[i].opaque);
+	loop_free_graveyard(l);
+}
+
+int loop_run(struct loop *l)
+{
+	l->owner = pthread_self();
+	while (!l->stop)
+		loop_iterate(l, -1);
+	/* Calls posted before the stop still run, so waiters are released. */
+	loop_run_calls(l);
+	return 0;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stop = 1;
+	loop_wake(l);
+}
+
+static void *loop_thread_main(void *arg)
+{
+	struct loop *l = arg;
+
+	pthread_setname_np(pthread_self(), l->name);
+	l->owner = pthread_self();
+	pthread_mutex_lock(&l->start_lock);
+	l->started = true;
+	pthread_cond_broadcast(&l->start_cond);
+	pthread_mutex_unlock(&l->start_lock);
+	loop_run(l);
+	return NULL;
+}
+
+int loop_start(struct loop *l)
+{
+	int ret = pthread_create(&l->thread, NULL, loop_thread_main, l);
+
+	if (ret)
+		return -ret;
+	l->has_thread = true;
+	/* Wait until owner is set, so loop_in_thread is right at once. */
+	pthread_mutex_lock(&l->start_lock);
+	while (!l->started)
+		pthread_cond_wait(&l->start_cond, &l->start_lock);
+	pthread_mutex_unlock(&l->start_lock);
+	return 0;
+}
+
+void loop_destroy(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->has_thread) {
+		loop_stop(l);
+		pthread_join(l->thread, NULL);
+	}
+	loop_run_calls(l);
+	while (l->handlers) {
+		struct loop_handler *h = l->handlers;
+
+		l->handlers = h->next;
+		free(h);
+	}
+	loop_free_graveyard(l);
+	close(l->wake_fd);
+	close(l->epfd);
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cond);
+	pthread_mutex_destroy(&l->start_lock);
+	pthread_cond_destroy(&l->start_cond);
+	free(l);
+}
+
+bool loop_in_thread(const struct loop *l)
+{
+	return pthread_equal(l->owner, pthread_self());
+}
+
+static struct loop_handler *loop_find(struct loop *l, int fd, struct loop_handler ***link)
+{
+	for (struct loop_handler **p = &l->handlers; *p; p = &(*p)->next) {
+		if ((*p)->fd == fd) {
+			if (link)
+				*link = p;
+			return *p;
+		}
+	}
+	return NULL;
+}
+
+int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *opaque)
+{
+	struct epoll_event ev = { .events = events };
+	struct loop_handler *h;
+
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	if (loop_find(l, fd, NULL))
+		return -EEXIST;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->fd = fd;
+	h->cb = cb;
+	h->opaque = opaque;
+	ev.data.ptr = h;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int ret = -errno;
+
+		free(h);
+		return ret;
+	}
+	h->next = l->handlers;
+	l->handlers = h;
+	return 0;
+}
+
+int loop_mod_fd(struct loop *l, int fd, uint32_t events)
+{
+	struct loop_handler *h = loop_find(l, fd, NULL);
+	struct epoll_event ev = { .events = events };
+
+	if (!h)
+		return -ENOENT;
+	ev.data.ptr = h;
+	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int loop_del_fd(struct loop *l, int fd)
+{
+	struct loop_handler **link, *h = loop_find(l, fd, &link);
+
+	if (!h)
+		return -ENOENT;
+	/* May fail if the fd was already closed; the handler goes anyway. */
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+	*link = h->next;
+	h->dead = true;
+	h->next = l->graveyard;
+	l->graveyard = h;
+	return 0;
+}
+
+static int loop_enqueue(struct loop *l, struct loop_callreq *c)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->call_tail)
+		l->call_tail->next = c;
+	else
+		l->calls = c;
+	l->call_tail = c;
+	pthread_mutex_unlock(&l->lock);
+	loop_wake(l);
+	return 0;
+}
+
+int loop_call(struct loop *l, loop_fn fn, void *arg)
+{
+	struct loop_callreq c = { .fn = fn, .arg = arg, .wait = true };
+
+	if (loop_in_thread(l)) {
+		fn(arg);
+		return 0;
+	}
+	loop_enqueue(l, &c);
+	pthread_mutex_lock(&l->lock);
+	while (!c.done)
+		pthread_cond_wait(&l->cond, &l->lock);
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
+int loop_post(struct loop *l, loop_fn fn, void *arg)
+{
+	struct loop_callreq *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->fn = fn;
+	c->arg = arg;
+	return loop_enqueue(l, c);
+}
+
+int loop_add_idle(struct loop *l, loop_idle_cb cb, void *opaque)
+{
+	if (l->nidle == LOOP_MAX_IDLE)
+		return -ENOSPC;
+	l->idle[l->nidle].cb = cb;
+	l->idle[l->nidle].opaque = opaque;
+	l->nidle++;
+	return 0;
+}
+
+int loop_del_idle(struct loop *l, loop_idle_cb cb, void *opaque)
+{
+	for (unsigned i = 0; i < l->nidle; i++) {
+		if (l->idle[i].cb == cb && l->idle[i].opaque == opaque) {
+			l->idle[i] = l->idle[--l->nidle];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

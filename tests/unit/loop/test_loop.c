@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/loop: fd callbacks, cross-thread calls, deletion. */
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "tap.h"
+#include "loop/loop.h"
+
+struct ctx {
+	struct loop *l;
+	int fd_a, fd_b;
+	int hits_a, hits_b;
+	bool ran_in_thread;
+	int counter;
+};
+
+static void drain(int fd)
+{
+	uint64_t v;
+	ssize_t r = read(fd, &v, sizeof(v));
+	(void)r;
+}
+
+static void kick(int fd)
+{
+	uint64_t one = 1;
+	ssize_t r = write(fd, &one, sizeof(one));
+	(void)r;
+}
+
+/* a's handler deletes b: b must not run in the same batch afterwards. */
+static void on_a(void *opaque, uint32_t ev)
+{
+	struct ctx *c = opaque;
+
+	drain(c->fd_a);
+	c->hits_a++;
+	loop_del_fd(c->l, c->fd_b);
+	loop_stop(c->l);
+}
+
+static void on_b(void *opaque, uint32_t ev)
+{
+	struct ctx *c = opaque;
+
+	drain(c->fd_b);
+	c->hits_b++;
+	loop_del_fd(c->l, c->fd_a);
+	loop_stop(c->l);
+}
+
+static void in_thread_fn(void *arg)
+{
+	struct ctx *c = arg;
+
+	c->ran_in_thread = loop_in_thread(c->l);
+	c->counter++;
+}
+
+static void post_fn(void *arg)
+{
+	struct ctx *c = arg;
+
+	c->counter += 10;
+}
+
+static int idle_count;
+static void on_idle(void *opaque)
+{
+	idle_count++;
+}
+
+int main(void)
+{
+	struct ctx c = { 0 };
+	struct loop *io;
+
+	/* Deleting a handler from inside another one, same epoll batch. */
+	ok(loop_create("main", &c.l) == 0, "create loop");
+	c.fd_a = eventfd(0, EFD_NONBLOCK);
+	c.fd_b = eventfd(0, EFD_NONBLOCK);
+	is(loop_add_fd(c.l, c.fd_a, EPOLLIN, on_a, &c), 0, "add fd a");
+	is(loop_add_fd(c.l, c.fd_b, EPOLLIN, on_b, &c), 0, "add fd b");
+	is(loop_add_fd(c.l, c.fd_b, EPOLLIN, on_b, &c), -EEXIST, "adding twice is refused");
+	ok(loop_add_idle(c.l, on_idle, NULL) == 0, "add idle callback");
+	kick(c.fd_a);
+	kick(c.fd_b);
+	loop_run(c.l);
+	is(c.hits_a + c.hits_b, 1, "the handler deleted in the same batch did not run");
+	ok(idle_count >= 1, "idle callback ran after the batch");
+	is(loop_del_fd(c.l, c.fd_a) + loop_del_fd(c.l, c.fd_b), -ENOENT,
+	   "exactly one handler remains to delete");
+	loop_destroy(c.l);
+	close(c.fd_a);
+	close(c.fd_b);
+
+	/* Cross-thread calls on an iothread. */
+	ok(loop_create("io", &io) == 0, "create iothread loop");
+	ok(loop_start(io) == 0, "start iothread");
+	c.l = io;
+	ok(!loop_in_thread(io), "main thread is not the iothread");
+	c.counter = 0;
+	loop_call(io, in_thread_fn, &c);
+	ok(c.ran_in_thread, "loop_call runs fn in the loop's thread");
+	is(c.counter, 1, "loop_call waited for fn");
+	for (int i = 0; i < 100; i++)
+		loop_post(io, post_fn, &c);
+	loop_call(io, in_thread_fn, &c);   /* runs after the posts (FIFO) */
+	is(c.counter, 1002, "posted calls ran in order before the next call");
+	loop_destroy(io);
+	return tap_done();
+}
