@@ -73,11 +73,13 @@ struct blk_req {
 /*
  * blk_req_submit - parse and run one request. iov[0..out_num) readable,
  * iov[out_num..out_num+in_num) writable. Exactly one cb call follows,
- * possibly before this returns (for requests rejected at parse time).
+ * possibly before this returns (requests rejected at parse time, GET_ID,
+ * and DISCARD/WRITE_ZEROES whose segments are all empty).
  * Malformed requests complete with VIRTIO_BLK_S_IOERR or _UNSUPP; a
  * request with no room for a status byte completes with used_len 0.
  * blk may rewrite entries of @iov in place (to trim the header and the
- * status byte); the array must stay alive until cb.
+ * status byte); the array must stay alive until cb. Storage ops are only
+ * queued on @ch: the caller runs storage_chan_flush() (once per batch).
  * Context: the iothread that owns @ch.
  */
 void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req *req,

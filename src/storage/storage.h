@@ -67,15 +67,18 @@ struct storage_io {
 	enum storage_op op;
 	uint64_t offset;           /* bytes */
 	uint64_t len;              /* DISCARD / WRITE_ZEROES: bytes */
-	const struct iovec *iov;   /* READ / WRITE */
+	const struct iovec *iov;   /* READ / WRITE (length = sum of iov) */
 	unsigned iovcnt;
-	bool fua;                  /* WRITE: durable before completion (RWF_DSYNC) */
+	bool fua;                  /* WRITE, WRITE_ZEROES: durable before completion */
 	bool unmap;                /* WRITE_ZEROES: may deallocate */
 	storage_done_cb cb;
+	void *priv;                /* the caller's; storage never touches it */
 	/* engine-private below */
 	struct storage *st;
 	uint64_t done_bytes;       /* progress for short reads/writes */
 	struct storage_io *next;   /* engine's deferred/retry lists */
+	int res;                   /* result while on the chan's done list */
+	uint8_t stage;             /* file engine: which step of the op is running */
 };
 
 /*
@@ -103,7 +106,9 @@ void storage_chan_flush(struct storage_chan *ch);
 /*
  * storage_chan_reap - run callbacks for completed requests (and requests
  * completed without the kernel: null engine, errors). Resubmits short
- * transfers and -EAGAIN. Returns the number of callbacks run.
+ * transfers and -EAGAIN, and ends with a storage_chan_flush() of whatever
+ * got queued meanwhile (by callbacks too). Returns the number of callbacks
+ * run. Callbacks may call storage_submit()/storage_chan_flush(), not reap.
  */
 unsigned storage_chan_reap(struct storage_chan *ch);
 
