@@ -1,2 +1,349 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * gmem.c - guest memory table: immutable, reference-counted snapshots of
+ * sorted regions, each backed by a reference-counted mmap of a frontend fd
+ * that several snapshots share. Translates GPAs and frontend virtual
+ * addresses to host pointers with bounds checks. No ring, socket or
+ * thread knowledge here.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/compiler.h"
+#include "gmem/gmem.h"
+
+/* One mmap of a frontend fd; shared by every snapshot holding the region. */
+struct gmem_map {
+	atomic_uint refcnt;
+	void *addr;       /* what mmap returned (page aligned) */
+	size_t len;       /* what was mapped */
+};
+
+struct gmem_reg {
+	struct gmem_region_desc d;
+	uint64_t gpa_last;    /* d.gpa + d.size - 1, no wrap (checked at add) */
+	uint64_t uva_last;    /* d.uva + d.size - 1 */
+	uint8_t *host;        /* host address of d.gpa */
+	struct gmem_map *map;
+};
+
+struct gmem {
+	atomic_uint refcnt;
+	unsigned n;
+	struct gmem_reg reg[GMEM_MAX_REGIONS];     /* sorted by gpa */
+	uint8_t by_uva[GMEM_MAX_REGIONS];          /* reg indices sorted by uva */
+};
+
+static void gmem_map_put(struct gmem_map *mp)
+{
+	/* acq_rel: the last putter must see every other user's accesses done. */
+	if (atomic_fetch_sub_explicit(&mp->refcnt, 1, memory_order_acq_rel) == 1) {
+		munmap(mp->addr, mp->len);
+		free(mp);
+	}
+}
+
+static void gmem_map_get(struct gmem_map *mp)
+{
+	atomic_fetch_add_explicit(&mp->refcnt, 1, memory_order_relaxed);
+}
+
+static struct gmem *gmem_alloc(void)
+{
+	struct gmem *m = calloc(1, sizeof(*m));
+
+	if (m)
+		atomic_init(&m->refcnt, 1);
+	return m;
+}
+
+/* Rebuild the uva-sorted index (n <= 64: insertion sort is enough). */
+static void gmem_sort_uva(struct gmem *m)
+{
+	unsigned i, j;
+
+	for (i = 0; i < m->n; i++) {
+		uint8_t k = (uint8_t)i;
+
+		for (j = i; j > 0 && m->reg[m->by_uva[j - 1]].d.uva > m->reg[k].d.uva; j--)
+			m->by_uva[j] = m->by_uva[j - 1];
+		m->by_uva[j] = k;
+	}
+}
+
+int gmem_create(struct gmem **out)
+{
+	struct gmem *m = gmem_alloc();
+
+	if (!m)
+		return -ENOMEM;
+	*out = m;
+	return 0;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t a_last, uint64_t b, uint64_t b_last)
+{
+	return a <= b_last && b <= a_last;
+}
+
+static int gmem_check_new(const struct gmem *old, const struct gmem_region_desc *d)
+{
+	uint64_t gpa_last, uva_last;
+	unsigned i;
+
+	if (d->size == 0)
+		return -EINVAL;
+	gpa_last = d->gpa + d->size - 1;
+	uva_last = d->uva + d->size - 1;
+	if (gpa_last < d->gpa || uva_last < d->uva)
+		return -EINVAL;
+	if (d->size > SIZE_MAX || d->mmap_offset > (uint64_t)INT64_MAX - d->size)
+		return -EINVAL;
+	if (!old)
+		return 0;
+	for (i = 0; i < old->n; i++) {
+		const struct gmem_reg *r = &old->reg[i];
+
+		if (ranges_overlap(d->gpa, gpa_last, r->d.gpa, r->gpa_last) ||
+		    ranges_overlap(d->uva, uva_last, r->d.uva, r->uva_last))
+			return -EINVAL;
+	}
+	if (old->n >= GMEM_MAX_REGIONS)
+		return -ENOSPC;
+	return 0;
+}
+
+int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
+	     struct gmem **out)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t map_off, delta;
+	struct gmem_map *mp;
+	struct gmem *m;
+	unsigned i, pos;
+	void *addr;
+	int ret;
+
+	ret = gmem_check_new(old, d);
+	if (ret)
+		return ret;
+	map_off = d->mmap_offset & ~(page - 1);
+	delta = d->mmap_offset - map_off;
+	if (d->size > SIZE_MAX - delta)
+		return -EINVAL;
+
+	mp = calloc(1, sizeof(*mp));
+	if (!mp)
+		return -ENOMEM;
+	m = gmem_alloc();
+	if (!m) {
+		ret = -ENOMEM;
+		goto err_free_map;
+	}
+	addr = mmap(NULL, (size_t)(d->size + delta), PROT_READ | PROT_WRITE, MAP_SHARED,
+		    fd, (off_t)map_off);
+	if (addr == MAP_FAILED) {
+		ret = -errno;
+		goto err_free_table;
+	}
+	atomic_init(&mp->refcnt, 1);
+	mp->addr = addr;
+	mp->len = (size_t)(d->size + delta);
+
+	/* Copy the old regions, sharing their mappings, and insert by gpa. */
+	pos = 0;
+	if (old) {
+		for (i = 0; i < old->n; i++) {
+			if (old->reg[i].d.gpa < d->gpa)
+				pos = i + 1;
+		}
+		memcpy(m->reg, old->reg, pos * sizeof(m->reg[0]));
+		memcpy(&m->reg[pos + 1], &old->reg[pos], (old->n - pos) * sizeof(m->reg[0]));
+		m->n = old->n;
+		for (i = 0; i < old->n; i++)
+			gmem_map_get(old->reg[i].map);
+	}
+	m->reg[pos] = (struct gmem_reg){
+		.d = *d,
+		.gpa_last = d->gpa + d->size - 1,
+		.uva_last = d->uva + d->size - 1,
+		.host = (uint8_t *)addr + delta,
+		.map = mp,
+	};
+	m->n++;
+	gmem_sort_uva(m);
+	*out = m;
+	return 0;
+
+err_free_table:
+	free(m);
+err_free_map:
+	free(mp);
+	return ret;
+}
+
+int gmem_remove(const struct gmem *old, const struct gmem_region_desc *d,
+		struct gmem **out)
+{
+	struct gmem *m;
+	unsigned i, j;
+
+	for (i = 0; old && i < old->n; i++) {
+		const struct gmem_region_desc *r = &old->reg[i].d;
+
+		if (r->gpa == d->gpa && r->size == d->size && r->uva == d->uva)
+			break;
+	}
+	if (!old || i == old->n)
+		return -ENOENT;
+	m = gmem_alloc();
+	if (!m)
+		return -ENOMEM;
+	for (j = 0; j < old->n; j++) {
+		if (j == i)
+			continue;
+		m->reg[m->n++] = old->reg[j];
+		gmem_map_get(old->reg[j].map);
+	}
+	gmem_sort_uva(m);
+	*out = m;
+	return 0;
+}
+
+struct gmem *gmem_get(struct gmem *m)
+{
+	if (m)
+		atomic_fetch_add_explicit(&m->refcnt, 1, memory_order_relaxed);
+	return m;
+}
+
+void gmem_put(struct gmem *m)
+{
+	unsigned i;
+
+	if (!m)
+		return;
+	/* acq_rel: pairs with other putters so the freeing thread sees their
+	 * last uses of the table complete. */
+	if (atomic_fetch_sub_explicit(&m->refcnt, 1, memory_order_acq_rel) != 1)
+		return;
+	for (i = 0; i < m->n; i++)
+		gmem_map_put(m->reg[i].map);
+	free(m);
+}
+
+unsigned gmem_nregions(const struct gmem *m)
+{
+	return m ? m->n : 0;
+}
+
+const struct gmem_region_desc *gmem_region(const struct gmem *m, unsigned i)
+{
+	if (!m || i >= m->n)
+		return NULL;
+	return &m->reg[i].d;
+}
+
+/* The region containing gpa, or NULL: binary search on the sorted table. */
+static const struct gmem_reg *gmem_find(const struct gmem *m, uint64_t gpa)
+{
+	unsigned lo = 0, hi = m->n;
+
+	/* Find the last region whose start is <= gpa. */
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (m->reg[mid].d.gpa <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || gpa > m->reg[lo - 1].gpa_last)
+		return NULL;
+	return &m->reg[lo - 1];
+}
+
+static const struct gmem_reg *gmem_find_uva(const struct gmem *m, uint64_t uva)
+{
+	unsigned lo = 0, hi = m->n;
+	const struct gmem_reg *r;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (m->reg[m->by_uva[mid]].d.uva <= uva)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	r = &m->reg[m->by_uva[lo - 1]];
+	return uva <= r->uva_last ? r : NULL;
+}
+
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	const struct gmem_reg *r;
+	uint64_t last;
+
+	if (!m)
+		return NULL;
+	last = gpa + (len ? len : 1) - 1;
+	if (last < gpa)
+		return NULL;
+	r = gmem_find(m, gpa);
+	if (!r || last > r->gpa_last)
+		return NULL;
+	return r->host + (gpa - r->d.gpa);
+}
+
+void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len)
+{
+	const struct gmem_reg *r;
+	uint64_t last;
+
+	if (!m)
+		return NULL;
+	last = uva + (len ? len : 1) - 1;
+	if (last < uva)
+		return NULL;
+	r = gmem_find_uva(m, uva);
+	if (!r || last > r->uva_last)
+		return NULL;
+	return r->host + (uva - r->d.uva);
+}
+
+int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
+		 struct iovec *iov, unsigned max)
+{
+	uint64_t cur = gpa, left = len;
+	unsigned n = 0;
+
+	if (len == 0)
+		return 0;
+	if (!m || gpa + (len - 1) < gpa)
+		return -EFAULT;
+	while (left) {
+		const struct gmem_reg *r = gmem_find(m, cur);
+		uint64_t piece;
+
+		if (!r)
+			return -EFAULT;
+		/* r->gpa_last - cur < 2^64 - 1, so +1 cannot wrap to 0 unless
+		 * the region covers all of 2^64, which size cannot express. */
+		piece = MIN(left, r->gpa_last - cur + 1);
+		if (n == max)
+			return -ENOBUFS;
+		iov[n].iov_base = r->host + (cur - r->d.gpa);
+		iov[n].iov_len = (size_t)piece;
+		n++;
+		left -= piece;
+		cur += piece;
+	}
+	return (int)n;
+}

@@ -1,2 +1,222 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * virtq.c - the format-independent half of the device-side virtqueue:
+ * area sizes, dispatch to the split/packed implementations, the in-flight
+ * count, translation of one descriptor's buffer into iovecs, indirect table
+ * validation (with a bounce copy for tables crossing regions) and the
+ * sticky broken state. Knows nothing of fds, threads or sockets.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "virtq/virtq_internal.h"
+
+void virtq_area_sizes(unsigned num, bool packed, uint64_t *desc, uint64_t *driver,
+		      uint64_t *device)
+{
+	if (packed) {
+		*desc = (uint64_t)num * sizeof(struct vring_packed_desc);
+		*driver = sizeof(struct vring_packed_desc_event);
+		*device = sizeof(struct vring_packed_desc_event);
+		return;
+	}
+	*desc = (uint64_t)num * sizeof(struct vring_desc);
+	/* flags, idx, ring[num], used_event */
+	*driver = sizeof(struct vring_avail) + (uint64_t)num * sizeof(uint16_t) + sizeof(uint16_t);
+	/* flags, idx, ring[num], avail_event */
+	*device = sizeof(struct vring_used) + (uint64_t)num * sizeof(struct vring_used_elem) +
+		  sizeof(uint16_t);
+}
+
+/*
+ * virtq_init - common checks (size range, non-NULL areas) and fields, then
+ * the format's own init checks alignment, size rules and base. Format init
+ * functions may rely on *vq being zeroed with num/packed/event_idx/indirect
+ * already set.
+ */
+int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
+{
+	if (!vq || !cfg || cfg->num == 0 || cfg->num > VIRTQ_MAX_SIZE ||
+	    !cfg->desc || !cfg->driver || !cfg->device)
+		return -EINVAL;
+	memset(vq, 0, sizeof(*vq));
+	vq->num = cfg->num;
+	vq->packed = cfg->packed;
+	vq->event_idx = cfg->event_idx;
+	vq->indirect = cfg->indirect;
+	return cfg->packed ? virtq_init_packed(vq, cfg) : virtq_init_split(vq, cfg);
+}
+
+/* Dispatch. Each format keeps vq->inflight itself (++ on pop, -- on push). */
+int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+	      struct iovec *iov, unsigned max_iov)
+{
+	int ret;
+
+	if (vq->broken)
+		return -EIO;
+	elem->iov = iov;
+	elem->out_num = 0;
+	elem->in_num = 0;
+	elem->ndesc = 0;
+	ret = vq->packed ? virtq_pop_packed(vq, mem, elem, iov, max_iov)
+			 : virtq_pop_split(vq, mem, elem, iov, max_iov);
+	return ret < 0 ? -EIO : ret;
+}
+
+void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
+{
+	if (vq->packed)
+		virtq_push_packed(vq, elem, len);
+	else
+		virtq_push_split(vq, elem, len);
+}
+
+bool virtq_needs_notify(struct virtq *vq)
+{
+	return vq->packed ? virtq_needs_notify_packed(vq) : virtq_needs_notify_split(vq);
+}
+
+void virtq_disable_notify(struct virtq *vq)
+{
+	if (vq->packed)
+		virtq_disable_notify_packed(vq);
+	else
+		virtq_disable_notify_split(vq);
+}
+
+bool virtq_enable_notify(struct virtq *vq)
+{
+	return vq->packed ? virtq_enable_notify_packed(vq) : virtq_enable_notify_split(vq);
+}
+
+bool virtq_has_avail(struct virtq *vq)
+{
+	return vq->packed ? virtq_has_avail_packed(vq) : virtq_has_avail_split(vq);
+}
+
+uint16_t virtq_get_base(const struct virtq *vq)
+{
+	if (vq->packed)
+		return (uint16_t)((vq->last_avail_idx & 0x7fff) |
+				  ((unsigned)vq->avail_wrap_counter << 15));
+	return vq->last_avail_idx;
+}
+
+void virtq_set_broken(struct virtq *vq, const char *why)
+{
+	if (vq->broken)
+		return;
+	vq->broken = true;
+	log_rl(LOG_ERR, "virtq %p (%s, size %u): broken: %s", (void *)vq,
+	       vq->packed ? "packed" : "split", vq->num, why);
+}
+
+int virtq_map_buf(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		  unsigned max_iov, uint64_t addr, uint32_t len, bool writable)
+{
+	unsigned used = elem->out_num + elem->in_num;
+	int n;
+
+	if (!writable && elem->in_num) {
+		virtq_set_broken(vq, "device-readable descriptor after a writable one");
+		return -EIO;
+	}
+	if (len == 0)
+		return 0;      /* allowed; contributes no iovec */
+	if (addr + len - 1 < addr) {
+		virtq_set_broken(vq, "buffer address + length overflows");
+		return -EIO;
+	}
+	if (used >= max_iov) {
+		virtq_set_broken(vq, "too many iovecs for one chain");
+		return -EIO;
+	}
+	n = gmem_map_iov(mem, addr, len, elem->iov + used, max_iov - used);
+	if (n == -ENOBUFS) {
+		virtq_set_broken(vq, "too many iovecs for one chain");
+		return -EIO;
+	}
+	if (n < 0) {
+		virtq_set_broken(vq, "buffer outside guest memory");
+		return -EIO;
+	}
+	if (writable)
+		elem->in_num += (unsigned)n;
+	else
+		elem->out_num += (unsigned)n;
+	return 0;
+}
+
+/* The region holding gpa, by binary search over the public region list. */
+static const struct gmem_region_desc *virtq_region_of(const struct gmem *mem, uint64_t gpa)
+{
+	unsigned lo = 0, hi = gmem_nregions(mem);
+	const struct gmem_region_desc *r;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (gmem_region(mem, mid)->gpa <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	r = gmem_region(mem, lo - 1);
+	return gpa - r->gpa < r->size ? r : NULL;
+}
+
+const void *virtq_indirect_table(struct virtq *vq, const struct gmem *mem,
+				 uint64_t addr, uint32_t len, void *bounce,
+				 size_t bounce_size)
+{
+	uint64_t cur = addr, left = len;
+	uint8_t *dst = bounce;
+	const void *p;
+
+	if (len == 0 || len % sizeof(struct vring_desc) ||
+	    len / sizeof(struct vring_desc) > VIRTQ_MAX_SIZE) {
+		virtq_set_broken(vq, "indirect table length invalid");
+		return NULL;
+	}
+	if (addr + len - 1 < addr) {
+		virtq_set_broken(vq, "indirect table address + length overflows");
+		return NULL;
+	}
+	p = gmem_ptr(mem, addr, len);
+	if (p && !((uintptr_t)p % _Alignof(struct vring_desc)))
+		return p;
+	if (!bounce || bounce_size < len) {
+		virtq_set_broken(vq, p ? "indirect table misaligned"
+				       : "indirect table not contiguous in guest memory");
+		return NULL;
+	}
+	/* Crosses regions, is misaligned or partly unmapped: copy piece by
+	 * piece (an unmapped piece is found below). The copy also means the
+	 * guest cannot change the table while it is walked. */
+	while (left) {
+		const struct gmem_region_desc *r = virtq_region_of(mem, cur);
+		uint64_t piece;
+		const void *src;
+
+		if (!r) {
+			virtq_set_broken(vq, "indirect table outside guest memory");
+			return NULL;
+		}
+		piece = MIN(left, r->size - (cur - r->gpa));
+		src = gmem_ptr(mem, cur, piece);
+		if (!src) {
+			virtq_set_broken(vq, "indirect table outside guest memory");
+			return NULL;
+		}
+		memcpy(dst, src, (size_t)piece);
+		dst += piece;
+		cur += piece;
+		left -= piece;
+	}
+	return bounce;
+}

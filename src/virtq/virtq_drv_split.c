@@ -1,2 +1,156 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * virtq_drv_split.c - driver (guest) side of the split virtqueue: a free
+ * list of descriptors kept in next_free[] (never read back from shared
+ * memory), making chains available, the kick decision, reaping used
+ * entries and interrupt suppression. The mock guest of the unit tests.
+ */
+#include <errno.h>
+
+#include "common/compiler.h"
+#include "virtq/virtq_internal.h"
+
+/* Split rings are little-endian (virtio 1.x); fields are used as-is. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "split driver code assumes a little-endian host");
+
+static inline uint16_t *drv_used_event(const struct virtq_drv *d)
+{
+	return (uint16_t *)&d->avail->ring[d->num];
+}
+
+static inline uint16_t *drv_avail_event(const struct virtq_drv *d)
+{
+	return (uint16_t *)&d->used->ring[d->num];
+}
+
+/*
+ * Indices start where the rings say: zero for zeroed memory, or wherever a
+ * test put avail->idx and used->idx (both equal) before init.
+ */
+int virtq_drv_init_split(struct virtq_drv *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->num; i++)
+		d->next_free[i] = (uint16_t)(i + 1);
+	d->free_head = 0;
+	d->num_free = d->num;
+	d->next_avail = READ_ONCE(d->avail->idx);
+	d->kicked_avail = d->next_avail;
+	d->last_used = READ_ONCE(d->used->idx);
+	return 0;
+}
+
+int virtq_drv_add_split(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
+			unsigned out, unsigned in, void *token,
+			void *indirect_table, uint64_t indirect_addr)
+{
+	unsigned n = out + in, ndesc = indirect_table ? 1 : n, k;
+	uint16_t head = d->free_head, i = head, last = head;
+
+	if (ndesc > d->num_free)
+		return -ENOSPC;
+	if (indirect_table) {
+		struct vring_desc *t = indirect_table;
+
+		for (k = 0; k < n; k++) {
+			t[k].addr = bufs[k].addr;
+			t[k].len = bufs[k].len;
+			t[k].flags = (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
+						(k + 1 < n ? VRING_DESC_F_NEXT : 0));
+			t[k].next = (uint16_t)(k + 1 < n ? k + 1 : 0);
+		}
+		d->desc[head].addr = indirect_addr;
+		d->desc[head].len = (uint32_t)(n * sizeof(struct vring_desc));
+		d->desc[head].flags = VRING_DESC_F_INDIRECT;
+		d->desc[head].next = 0;
+	} else {
+		for (k = 0; k < n; k++) {
+			last = i;
+			d->desc[i].addr = bufs[k].addr;
+			d->desc[i].len = bufs[k].len;
+			d->desc[i].flags = (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
+						      (k + 1 < n ? VRING_DESC_F_NEXT : 0));
+			d->desc[i].next = k + 1 < n ? d->next_free[i] : 0;
+			i = d->next_free[i];
+		}
+	}
+	d->free_head = d->next_free[last];
+	d->num_free -= ndesc;
+	d->tokens[head] = token;
+	d->chain_len[head] = (uint16_t)ndesc;
+
+	d->avail->ring[d->next_avail & (d->num - 1)] = head;
+	/* Descriptors and ring entry before the index: pairs with the
+	 * device's smp_rmb() after it reads avail->idx. */
+	smp_wmb();
+	d->next_avail++;
+	WRITE_ONCE(d->avail->idx, d->next_avail);
+	return 0;
+}
+
+bool virtq_drv_kick_prepare_split(struct virtq_drv *d)
+{
+	uint16_t old = d->kicked_avail, new = d->next_avail;
+
+	/* avail->idx store before the avail_event/flags load: pairs with the
+	 * device's smp_mb() in virtq_enable_notify(). */
+	smp_mb();
+	d->kicked_avail = new;
+	if (d->event_idx)
+		return vring_need_event(READ_ONCE(*drv_avail_event(d)), new, old);
+	return !(READ_ONCE(d->used->flags) & VRING_USED_F_NO_NOTIFY);
+}
+
+void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
+{
+	vring_used_elem_t *u;
+	uint16_t head, tail, k;
+	uint32_t id;
+	void *token;
+
+	if (d->last_used == READ_ONCE(d->used->idx))
+		return NULL;
+	/* The entry after the index: pairs with the device's smp_wmb()
+	 * before it stores used->idx. */
+	smp_rmb();
+	u = &d->used->ring[d->last_used & (d->num - 1)];
+	id = READ_ONCE(u->id);
+	if (id >= d->num || !d->tokens[id])
+		return NULL;        /* device bug: leave the entry, stop here */
+	head = (uint16_t)id;
+	if (len)
+		*len = READ_ONCE(u->len);
+	token = d->tokens[head];
+	d->tokens[head] = NULL;
+
+	/* Our own links: the chain is head and chain_len-1 successors. */
+	tail = head;
+	for (k = 1; k < d->chain_len[head]; k++)
+		tail = d->next_free[tail];
+	d->next_free[tail] = d->free_head;
+	d->free_head = head;
+	d->num_free += d->chain_len[head];
+	d->last_used++;
+	return token;
+}
+
+void virtq_drv_enable_cb_split(struct virtq_drv *d)
+{
+	if (d->event_idx)
+		WRITE_ONCE(*drv_used_event(d), d->last_used);
+	else
+		WRITE_ONCE(d->avail->flags, 0);
+	/* Request before any later used->idx read: pairs with the device's
+	 * smp_mb() in virtq_needs_notify(). */
+	smp_mb();
+}
+
+void virtq_drv_disable_cb_split(struct virtq_drv *d)
+{
+	if (d->event_idx)
+		WRITE_ONCE(*drv_used_event(d), (uint16_t)(d->last_used - 1));
+	else
+		WRITE_ONCE(d->avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+}

@@ -21,10 +21,10 @@ int virtq_map_buf(struct virtq *vq, const struct gmem *mem, struct virtq_elem *e
 /*
  * virtq_indirect_table - host pointer to a validated indirect table of
  * len bytes at addr: len a non-zero multiple of 16, at most VIRTQ_MAX_SIZE
- * entries, contiguous in one region (a table crossing regions is copied
- * into @bounce, which has room for VIRTQ_MAX_SIZE entries... callers pass
- * a buffer of that size or NULL to reject). Returns NULL after marking vq
- * broken.
+ * entries, contiguous in one region (a table crossing regions, or not
+ * 8-byte aligned in host memory, is copied into @bounce; callers pass a
+ * buffer of at least len bytes, or NULL to reject such tables). Returns
+ * NULL after marking vq broken.
  */
 const void *virtq_indirect_table(struct virtq *vq, const struct gmem *mem,
 				 uint64_t addr, uint32_t len, void *bounce,
