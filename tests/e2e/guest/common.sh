@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=sh
+#
+# Helpers for guest test scripts (busybox sh inside the e2e guest). The host
+# side puts expected values in /test.env (EXPECT_*); a script sources this
+# file, runs its checks and exits 0 (pass) or 1 (fail).
+
+DEV=/dev/vda
+NAME=vda
+FAILS=0
+
+[ -f /test.env ] && . /test.env
+
+log() { echo "guest: $*"; }
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+finish() {
+	if [ "$FAILS" -ne 0 ]; then
+		echo "guest: $FAILS check(s) failed"
+		exit 1
+	fi
+	exit 0
+}
+
+# wait_for_disk: the driver probes asynchronously after insmod.
+wait_for_disk() {
+	i=0
+	while [ ! -b "$DEV" ]; do
+		i=$((i + 1))
+		if [ "$i" -gt 200 ]; then
+			echo "FAIL: $DEV did not appear"
+			dmesg | tail -n 30
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# check NAME GOT WANT: WANT is a number/string, "any", or "nonzero".
+check() {
+	case $3 in
+	any | '') ok "$1 = $2 (not checked)" ;;
+	nonzero)
+		if [ -n "$2" ] && [ "$2" != 0 ]; then ok "$1 = $2 (nonzero)"; else fail "$1 = '$2', want nonzero"; fi ;;
+	*)
+		if [ "$2" = "$3" ]; then ok "$1 = $2"; else fail "$1 = '$2', want '$3'"; fi ;;
+	esac
+}
+
+sysq() { cat "/sys/block/$NAME/queue/$1" 2>/dev/null; }
+
+# check_queues: the number of blk-mq hardware queues the guest created.
+check_queues() {
+	n=$(find /sys/block/$NAME/mq -mindepth 1 -maxdepth 1 -type d | wc -l)
+	check "hardware queues (/sys/block/$NAME/mq)" "$n" "${EXPECT_QUEUES:-any}"
+}
+
+# queue_irqs: "req.0=N req.1=M ..." interrupts per request virtqueue
+# (MSI-X vector names from /proc/interrupts, summed over CPUs).
+queue_irqs() {
+	awk '$NF ~ /-req\.[0-9]+$/ {
+		n = 0
+		for (i = 2; i <= NF; i++) { if ($i !~ /^[0-9]+$/) break; n += $i }
+		name = $NF; sub(/.*-/, "", name); printf "%s=%d ", name, n
+	}' /proc/interrupts
+}
+
+# check_all_queues_used: every request queue completed requests.
+check_all_queues_used() {
+	q=$(queue_irqs)
+	if [ -z "$q" ]; then
+		log "no per-queue interrupt vectors; cannot count requests per queue"
+		return
+	fi
+	n=0
+	for kv in $q; do
+		n=$((n + 1))
+		if [ "${kv#*=}" -eq 0 ]; then fail "queue ${kv%%=*} raised no interrupt ($q)"; return; fi
+	done
+	check "queues with interrupt vectors" "$n" "${EXPECT_QUEUES:-any}"
+	ok "every queue completed requests (interrupts: $q)"
+}
+
+# negotiated features, as the virtio bus shows them (bit N = char N+1).
+feature() { cut -c"$(($1 + 1))" "/sys/block/$NAME/device/features"; }
+feature_names() {
+	out=''
+	for fb in 1:SIZE_MAX 2:SEG_MAX 5:RO 6:BLK_SIZE 9:FLUSH 10:TOPOLOGY 11:CONFIG_WCE 12:MQ \
+		13:DISCARD 14:WRITE_ZEROES 28:INDIRECT_DESC 29:EVENT_IDX 32:VERSION_1 33:ACCESS_PLATFORM \
+		34:RING_PACKED 37:ORDER_PLATFORM; do
+		[ "$(feature "${fb%%:*}")" = 1 ] && out="$out ${fb#*:}"
+	done
+	echo "${out# }"
+}
+
+# check_ring: the ring format the driver negotiated (EXPECT_RING split|packed).
+check_ring() {
+	ring='split'
+	[ "$(feature 34)" = 1 ] && ring=packed
+	check "ring format" "$ring" "${EXPECT_RING:-any}"
+}
+
+# flushes_completed: field 16 of /sys/block/vda/stat.
+flushes_completed() { awk '{ print $16 }' "/sys/block/$NAME/stat"; }
+
+# discards_completed: field 12 of /sys/block/vda/stat.
+discards_completed() { awk '{ print $12 }' "/sys/block/$NAME/stat"; }
+
+# md5 of LEN MiB of the disk at OFF MiB, read with O_DIRECT.
+disk_md5() { dd if="$DEV" bs=1M skip="$1" count="$2" iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
+zero_md5() { dd if=/dev/zero bs=1M count="$1" 2>/dev/null | md5sum | cut -d' ' -f1; }
+
+wait_for_disk
+log "disk $DEV: $(cat "/sys/block/$NAME/size") sectors, $(find "/sys/block/$NAME/mq" -mindepth 1 -maxdepth 1 | wc -l) queue(s)"
+log "features: $(feature_names)"
+check_ring

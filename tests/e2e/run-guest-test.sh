@@ -1,0 +1,234 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Runs one end-to-end test: a sparse image, a vhost-user-blk backend serving
+# it (qemu-storage-daemon as the reference peer, or vblkd), a Linux guest
+# under QEMU running tests/e2e/guest/TEST.sh. Exit 0 pass, 1 fail, 77 skip
+# (only when QEMU cannot run here).
+set -euo pipefail
+
+usage() {
+	cat <<-EOF
+	usage: $0 BACKEND TEST [options]
+	  BACKEND  qsd | vblkd
+	  TEST     fio-verify | trim | guest-view (tests/e2e/guest/TEST.sh), or a path to a script
+	options:
+	  --queues N        request queues (default 2)
+	  --packed          ask for the packed ring (packed=on)
+	  --read-only       export read-only
+	  --size SIZE       image size for truncate (default 128M)
+	  --vblkd PATH      vblkd binary (default \$VBLKD)
+	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
+	  --append ARGS     extra guest kernel command line
+	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
+	  --keep            keep the temp dir (image, logs)
+	EOF
+	exit 2
+}
+
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+(($# >= 2)) || usage
+backend=$1 test=$2
+shift 2
+queues=2 packed=0 ro=0 size=128M keep=0 append=''
+vblkd_bin=${VBLKD:-}
+expects=()
+while (($#)); do
+	case $1 in
+	--queues) queues=$2; shift 2 ;;
+	--packed) packed=1; shift ;;
+	--read-only) ro=1; shift ;;
+	--size) size=$2; shift 2 ;;
+	--vblkd) vblkd_bin=$2; shift 2 ;;
+	--expect) expects+=("$2"); shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	--timeout) E2E_TIMEOUT=$2; shift 2 ;; # read by e2e_run_qemu
+	--keep) keep=1; shift ;;
+	-h | --help) usage ;;
+	*) echo "unknown option: $1" >&2; usage ;;
+	esac
+done
+
+guest_script=$E2E_LIB_DIR/guest/$test.sh
+# A path runs an ad-hoc guest script (debugging).
+[[ $test == */* ]] && guest_script=$test
+[[ -f $guest_script ]] || { echo "no such test: $test" >&2; usage; }
+[[ $queues =~ ^[1-9][0-9]*$ ]] || e2e_die "--queues wants a positive number"
+
+case $backend in
+qsd) command -v qemu-storage-daemon >/dev/null || { e2e_log "SKIP: no qemu-storage-daemon"; exit 77; } ;;
+vblkd)
+	[[ -n $vblkd_bin ]] || e2e_die "vblkd backend: set VBLKD=/path/to/vblkd or pass --vblkd"
+	[[ -x $vblkd_bin ]] || e2e_die "vblkd backend: $vblkd_bin is not an executable"
+	vblkd_bin=$(realpath "$vblkd_bin")
+	;;
+*) usage ;;
+esac
+if ! e2e_have_qemu; then
+	e2e_log "SKIP: QEMU cannot run here"
+	exit 77
+fi
+
+label="$backend/$test q=$queues"
+((packed)) && label+=" packed"
+((ro)) && label+=" ro"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-e2e.XXXXXX")
+backend_pid=''
+E2E_QEMU_PID=''
+
+stop_pid() { # PID: SIGTERM, 10 s grace, then SIGKILL; returns its status
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		e2e_log "pid $pid ignored SIGTERM for 10 s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	local st=0
+	wait "$pid" 2>/dev/null || st=$?
+	return "$st"
+}
+
+# shellcheck disable=SC2317 # invoked by trap
+cleanup() {
+	local st=$?
+	trap - EXIT INT TERM
+	[[ -n $E2E_QEMU_PID ]] && { stop_pid "$E2E_QEMU_PID" || true; }
+	[[ -n $backend_pid ]] && { stop_pid "$backend_pid" || true; }
+	if ((keep)); then
+		e2e_log "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$st"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$SECONDS
+e2e_prepare
+prep=$((SECONDS - start))
+
+img=$tmp/disk.img
+sock=$tmp/vhost.sock
+blog=$tmp/backend.log
+truncate -s "$size" "$img"
+img_bytes=$(stat -c %s "$img")
+# Known data in the first MiB, so the guest can check what it reads.
+head -c 1048576 /dev/urandom | dd of="$img" conv=notrunc status=none
+head_md5=$(head -c 1048576 "$img" | md5sum | cut -d' ' -f1)
+
+# Expectations for the guest, written as shell assignments into /test.env.
+declare -A exp=(
+	[QUEUES]=$queues
+	[SECTORS]=$((img_bytes / 512))
+	[LOGICAL_BLOCK_SIZE]=512
+	[RO]=$ro
+	[RING]=split
+	[HEAD_MD5]=$head_md5
+)
+((packed)) && exp[RING]=packed
+case $backend in
+qsd)
+	# QEMU 7.2's export (block/export/vhost-user-blk-server.c): seg_max 1022
+	# (the guest caps it at its ring size less 2), 32768-sector discard and
+	# write-zeroes limits, offered even when read-only (the device then
+	# fails those requests).
+	exp[MAX_SEGMENTS]=126
+	exp[DISCARD_MAX_BYTES]=$((32768 * 512)) exp[WRITE_ZEROES_MAX_BYTES]=$((32768 * 512))
+	# discard=unmap punches holes in the raw file: discarded blocks read zero
+	# when the host file system can punch holes.
+	truncate -s 64K "$tmp/probe"
+	if fallocate -p -o 0 -l 4096 "$tmp/probe" 2>/dev/null; then
+		exp[DISCARD_ZEROES]=1
+	fi
+	rm -f "$tmp/probe"
+	;;
+vblkd)
+	if ((!ro)); then
+		exp[DISCARD_MAX_BYTES]=nonzero exp[WRITE_ZEROES_MAX_BYTES]=nonzero
+	fi
+	;;
+esac
+for kv in "${expects[@]}"; do
+	[[ $kv == *=* ]] || e2e_die "--expect wants KEY=VALUE, got '$kv'"
+	exp[${kv%%=*}]=${kv#*=}
+done
+
+mkdir -p "$tmp/guest"
+cp "$guest_script" "$tmp/guest/test.sh"
+cp "$E2E_LIB_DIR/guest/common.sh" "$tmp/guest/e2e-common.sh"
+for k in "${!exp[@]}"; do
+	[[ $k =~ ^[A-Z0-9_]+$ && ${exp[$k]} =~ ^[A-Za-z0-9_.:-]*$ ]] ||
+		e2e_die "bad expectation: $k=${exp[$k]}"
+	printf "EXPECT_%s='%s'\n" "$k" "${exp[$k]}"
+done | sort >"$tmp/guest/test.env"
+e2e_make_initrd "$tmp/initrd.gz" "$tmp/guest"
+
+case $backend in
+qsd)
+	writable=on
+	((ro)) && writable=off
+	bcmd=(qemu-storage-daemon
+		--blockdev "driver=file,node-name=file0,filename=$img,cache.direct=on,discard=unmap"
+		--blockdev "driver=raw,node-name=disk0,file=file0,discard=unmap"
+		--export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$sock,writable=$writable,num-queues=$queues")
+	;;
+vblkd)
+	bcmd=("$vblkd_bin" "--socket-path=$sock" "--file=$img" "--num-queues=$queues")
+	((ro)) && bcmd+=(--read-only)
+	;;
+esac
+e2e_log "backend: ${bcmd[*]@Q}"
+"${bcmd[@]}" </dev/null >"$blog" 2>&1 &
+backend_pid=$!
+
+for ((i = 0; i < 100; i++)); do
+	[[ -S $sock ]] && break
+	kill -0 "$backend_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [[ ! -S $sock ]]; then
+	e2e_log "FAIL [$label]: backend did not create $sock"
+	sed 's/^/  backend| /' "$blog" >&2
+	exit 1
+fi
+
+qargs=(--socket "$sock" --initrd "$tmp/initrd.gz" --log "$tmp/console.log" --queues "$queues")
+((packed)) && qargs+=(--packed)
+[[ -n $append ]] && qargs+=(--append "$append")
+boot=$SECONDS
+grc=0
+e2e_run_qemu "${qargs[@]}" || grc=$?
+boot=$((SECONDS - boot))
+
+fails=()
+((grc == 0)) || fails+=("guest test exited $grc")
+if ! kill -0 "$backend_pid" 2>/dev/null; then
+	brc=0
+	wait "$backend_pid" || brc=$?
+	fails+=("backend died during the test (status $brc)")
+else
+	brc=0
+	stop_pid "$backend_pid" || brc=$?
+	# 143: killed by the SIGTERM we sent (no handler) is a clean stop too.
+	((brc == 0 || brc == 143)) || fails+=("backend stopped with status $brc (want 0, or death by our SIGTERM)")
+fi
+backend_pid=''
+if [[ -s $blog ]]; then
+	e2e_log "backend output:"
+	sed 's/^/  backend| /' "$blog" >&2
+fi
+
+if ((${#fails[@]})); then
+	e2e_log "FAIL [$label]: $(printf '%s; ' "${fails[@]}")(prepare ${prep}s, guest ${boot}s)"
+	exit 1
+fi
+e2e_log "PASS [$label] (prepare ${prep}s, guest ${boot}s)"
+exit 0
