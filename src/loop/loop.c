@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -187,6 +188,30 @@ int loop_run(struct loop *l)
 		loop_iterate(l, -1);
 	/* Calls posted before the stop still run, so waiters are released. */
 	loop_run_calls(l);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int loop_run_until(struct loop *l, bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+
+	l->owner = pthread_self();
+	loop_run_calls(l);
+	while (!cond(arg)) {
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		loop_iterate(l, timeout_ms < 0 ? -1 : (int)MIN(left, 1000));
+	}
 	return 0;
 }
 

@@ -26,6 +26,13 @@ void loop_destroy(struct loop *l);
 int loop_start(struct loop *l);
 /* Run the loop in the calling thread until loop_stop is called. */
 int loop_run(struct loop *l);
+/*
+ * loop_run_until - run the loop in the calling thread until cond(arg) is
+ * true (checked after every iteration) or timeout_ms passes (-1: never).
+ * For shutdown: waiting for work posted to this loop by other threads.
+ * Return: 0, or -ETIMEDOUT.
+ */
+int loop_run_until(struct loop *l, bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* Ask the loop to return from loop_run; any thread, async-signal-safe. */
 void loop_stop(struct loop *l);
 

@@ -67,6 +67,20 @@ static void post_fn(void *arg)
 	c->counter += 10;
 }
 
+static bool counter_reached(void *arg)
+{
+	return ((struct ctx *)arg)->counter >= 10;
+}
+
+static void *poster_thread(void *arg)
+{
+	struct ctx *c = arg;
+
+	usleep(20000);
+	loop_post(c->l, post_fn, c);
+	return NULL;
+}
+
 static int idle_count;
 static void on_idle(void *opaque)
 {
@@ -111,5 +125,18 @@ int main(void)
 	loop_call(io, in_thread_fn, &c);   /* runs after the posts (FIFO) */
 	is(c.counter, 1002, "posted calls ran in order before the next call");
 	loop_destroy(io);
+
+	/* loop_run_until: runs work posted from another thread, or times out. */
+	ok(loop_create("until", &c.l) == 0, "create loop for run_until");
+	c.counter = 0;
+	is(loop_run_until(c.l, counter_reached, &c, 50), -ETIMEDOUT,
+	   "run_until times out when the condition never holds");
+	pthread_t th;
+	pthread_create(&th, NULL, poster_thread, &c);
+	is(loop_run_until(c.l, counter_reached, &c, 5000), 0,
+	   "run_until returns once a posted call made the condition true");
+	is(c.counter, 10, "the posted call ran in the loop");
+	pthread_join(th, NULL);
+	loop_destroy(c.l);
 	return tap_done();
 }
