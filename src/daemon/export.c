@@ -1,2 +1,411 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * export.c - one export: a storage backend, a virtio-blk device model and a
+ * vhost-user socket. Implements the vhost device ops: each started vring is
+ * handed to an iothread, which pops chains, runs them through blk on its
+ * io_uring, and pushes completions. The control thread never touches a
+ * running ring; it asks the iothread by loop_call.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "daemon/export_internal.h"
+
+struct ereq {
+	struct blk_req blk;
+	struct virtq_elem elem;
+	struct equeue *q;
+	struct gmem *mem;          /* the table the iovecs point into */
+	struct ereq *next_free;
+	struct iovec iov[VIRTQ_MAX_IOV];
+};
+
+struct export {
+	char *name;
+	struct loop *ctrl;
+	struct storage *st;
+	struct blk_dev *blk;
+	struct vhost_server *vs;
+	struct iothread **iothreads;
+	unsigned niothreads;
+	unsigned first;
+	unsigned num_queues;
+	unsigned nstarted;         /* (control thread) queues between start and stop done */
+	struct equeue queues[VHOST_MAX_QUEUES];
+};
+
+#define EXPORT_STOP_TIMEOUT_MS 30000
+
+/* ---- iothread side ---------------------------------------------------- */
+
+static void equeue_process(struct equeue *q);
+
+static struct ereq *equeue_req_get(struct equeue *q)
+{
+	struct ereq *r = q->free_reqs;
+
+	if (r) {
+		q->free_reqs = r->next_free;
+		return r;
+	}
+	r = malloc(sizeof(*r));
+	if (r) {
+		r->q = q;
+		q->nreqs++;
+	}
+	return r;
+}
+
+static void equeue_req_put(struct equeue *q, struct ereq *r)
+{
+	r->next_free = q->free_reqs;
+	q->free_reqs = r;
+}
+
+static void equeue_free_pool(struct equeue *q)
+{
+	while (q->free_reqs) {
+		struct ereq *r = q->free_reqs;
+
+		q->free_reqs = r->next_free;
+		free(r);
+		q->nreqs--;
+	}
+}
+
+void equeue_notify(struct equeue *q)
+{
+	struct vhost_vring *vr = q->vr;
+	uint64_t one = 1;
+	ssize_t n UNUSED;
+
+	/* A stopped queue's vring belongs to the control thread again. */
+	if ((!q->running && !q->stopping) || !vr || vr->call_fd < 0)
+		return;
+	if (virtq_needs_notify(&vr->vq))
+		n = write(vr->call_fd, &one, sizeof(one));
+}
+
+/* Context: control thread, posted by equeue_finish_stop. */
+static void export_stop_done(void *arg)
+{
+	struct equeue *q = arg;
+	struct export *e = q->exp;
+	vhost_done_cb done = q->stop_done;
+
+	q->stop_done = NULL;
+	q->vr = NULL;
+	e->nstarted--;
+	done(q->stop_arg);
+}
+
+/* Context: iothread. The stop is complete: tell the control thread. */
+static void equeue_finish_stop(struct equeue *q)
+{
+	equeue_notify(q);
+	q->stopping = false;
+	equeue_free_pool(q);
+	loop_post(q->exp->ctrl, export_stop_done, q);
+}
+
+static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
+{
+	struct ereq *r = container_of(breq, struct ereq, blk);
+	struct equeue *q = r->q;
+	bool was_full = q->vr && q->inflight >= q->vr->vq.num;
+
+	virtq_push(&q->vr->vq, &r->elem, used_len);
+	gmem_put(r->mem);
+	equeue_req_put(q, r);
+	q->inflight--;
+	q->completed++;
+	iothread_mark_dirty(q->t, q);
+	if (q->stopping && q->inflight == 0)
+		equeue_finish_stop(q);
+	else if (was_full && q->running)
+		equeue_process(q);   /* we stopped popping at the cap */
+}
+
+static void equeue_mark_broken(struct equeue *q)
+{
+	struct vhost_vring *vr = q->vr;
+
+	if (q->broken_reported)
+		return;
+	q->broken_reported = true;
+	log_rl(LOG_ERR, "%s: queue %u: the guest corrupted the ring; queue stopped",
+	       q->exp->name, vr->index);
+	if (vr->kick_fd >= 0)
+		loop_del_fd(q->t->loop, vr->kick_fd);
+	q->running = false;
+	vhost_vring_signal_err(vr);
+}
+
+/*
+ * Pop every available chain and start it. Notifications from the guest
+ * stay off while we work and are re-enabled before we sleep; if a buffer
+ * slipped in meanwhile, go round again (no lost wakeup).
+ */
+static void equeue_process(struct equeue *q)
+{
+	struct vhost_vring *vr = q->vr;
+	struct virtq *vq = &vr->vq;
+	int ret = 0;
+
+	if (!q->running)
+		return;
+	for (;;) {
+		virtq_disable_notify(vq);
+		while (q->inflight < vq->num) {
+			struct ereq *r = equeue_req_get(q);
+
+			if (!r) {
+				log_rl(LOG_ERR, "%s: out of memory for requests", q->exp->name);
+				break;
+			}
+			ret = virtq_pop(vq, vr->mem, &r->elem, r->iov, VIRTQ_MAX_IOV);
+			if (ret != 1) {
+				equeue_req_put(q, r);
+				break;
+			}
+			r->mem = gmem_get(vr->mem);
+			q->inflight++;
+			blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov,
+				       r->elem.out_num, r->elem.in_num, equeue_req_done);
+			if (!q->running)   /* a completion stopped or broke it */
+				return;
+		}
+		if (ret < 0) {
+			equeue_mark_broken(q);
+			return;
+		}
+		if (q->inflight >= vq->num)
+			return;    /* resumed from a completion */
+		if (!virtq_enable_notify(vq))
+			return;
+	}
+}
+
+static void equeue_on_kick(void *opaque, uint32_t events)
+{
+	struct equeue *q = opaque;
+	uint64_t v;
+	ssize_t n UNUSED;
+
+	n = read(q->vr->kick_fd, &v, sizeof(v));
+	equeue_process(q);
+}
+
+static void equeue_start_fn(void *arg)
+{
+	struct equeue *q = arg;
+	struct vhost_vring *vr = q->vr;
+
+	q->running = true;
+	q->broken_reported = false;
+	if (vr->kick_fd >= 0 &&
+	    loop_add_fd(q->t->loop, vr->kick_fd, EPOLLIN, equeue_on_kick, q) < 0) {
+		log_err("%s: queue %u: cannot watch the kick fd", q->exp->name, vr->index);
+		q->running = false;
+		return;
+	}
+	/* Buffers may be waiting already (reconnect, or a kick before start). */
+	equeue_process(q);
+}
+
+static void equeue_stop_fn(void *arg)
+{
+	struct equeue *q = arg;
+	struct vhost_vring *vr = q->vr;
+
+	if (q->running && vr->kick_fd >= 0)
+		loop_del_fd(q->t->loop, vr->kick_fd);
+	q->running = false;
+	q->stopping = true;
+	if (q->inflight == 0)
+		equeue_finish_stop(q);
+	/* else the last completion finishes the stop */
+}
+
+/* ---- vhost device ops (control thread) -------------------------------- */
+
+static int export_get_config(void *opaque, uint32_t offset, void *buf, uint32_t len)
+{
+	struct export *e = opaque;
+	struct virtio_blk_config cfg;
+
+	if (offset > sizeof(cfg) || len > sizeof(cfg) - offset)
+		return -EINVAL;
+	blk_dev_get_config(e->blk, &cfg);
+	memcpy(buf, (char *)&cfg + offset, len);
+	return 0;
+}
+
+static int export_set_config(void *opaque, uint32_t offset, const void *buf, uint32_t len)
+{
+	struct export *e = opaque;
+
+	return blk_dev_set_config(e->blk, offset, buf, len);
+}
+
+static void export_set_features(void *opaque, uint64_t features)
+{
+	struct export *e = opaque;
+
+	blk_dev_set_features(e->blk, features);
+}
+
+static int export_queue_start(void *opaque, struct vhost_vring *vr)
+{
+	struct export *e = opaque;
+	struct equeue *q;
+
+	if (vr->index >= e->num_queues)
+		return -EINVAL;
+	q = &e->queues[vr->index];
+	if (q->vr)
+		return -EBUSY;
+	q->vr = vr;
+	e->nstarted++;
+	loop_call(q->t->loop, equeue_start_fn, q);
+	return 0;
+}
+
+static void export_queue_stop(void *opaque, struct vhost_vring *vr, vhost_done_cb done, void *arg)
+{
+	struct export *e = opaque;
+	struct equeue *q;
+
+	if (vr->index >= e->num_queues || !e->queues[vr->index].vr) {
+		done(arg);
+		return;
+	}
+	q = &e->queues[vr->index];
+	q->stop_done = done;
+	q->stop_arg = arg;
+	loop_call(q->t->loop, equeue_stop_fn, q);
+}
+
+static void export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg)
+{
+	struct export *e = opaque;
+
+	if (vr->index >= e->num_queues) {
+		fn(arg);
+		return;
+	}
+	loop_call(e->queues[vr->index].t->loop, fn, arg);
+}
+
+static void export_disconnected(void *opaque)
+{
+	struct export *e = opaque;
+
+	log_debug("%s: device reset after disconnect", e->name);
+}
+
+static const struct vhost_dev_ops export_vhost_ops = {
+	.get_config = export_get_config,
+	.set_config = export_set_config,
+	.set_features = export_set_features,
+	.queue_start = export_queue_start,
+	.queue_stop = export_queue_stop,
+	.queue_exec = export_queue_exec,
+	.disconnected = export_disconnected,
+};
+
+int export_create(const struct export_params *p, struct loop *ctrl,
+		  struct iothread **iothreads, unsigned niothreads, unsigned first,
+		  struct export **out)
+{
+	struct blk_dev_params bp = { 0 };
+	struct vhost_dev_info info = { 0 };
+	struct export *e;
+	int ret;
+
+	if (p->num_queues == 0 || p->num_queues > VHOST_MAX_QUEUES || niothreads == 0)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->name = strdup(p->name ? p->name : "export");
+	e->ctrl = ctrl;
+	e->iothreads = iothreads;
+	e->niothreads = niothreads;
+	e->first = first;
+	e->num_queues = p->num_queues;
+	for (unsigned i = 0; i < p->num_queues; i++) {
+		e->queues[i].exp = e;
+		e->queues[i].t = iothreads[(first + i) % niothreads];
+	}
+
+	ret = storage_open(&p->storage, &e->st);
+	if (ret)
+		goto err_free;
+
+	bp.st = e->st;
+	bp.read_only = p->read_only;
+	bp.writeback = !p->writethrough;
+	bp.num_queues = p->num_queues;
+	bp.queue_size = p->queue_size;
+	bp.seg_max = p->queue_size - 2;
+	bp.size_max = 1u << 20;
+	bp.serial = p->serial;
+	ret = blk_dev_create(&bp, &e->blk);
+	if (ret)
+		goto err_storage;
+
+	info.num_queues = p->num_queues;
+	info.max_queue_size = p->queue_size;
+	info.config_size = sizeof(struct virtio_blk_config);
+	info.features = blk_dev_features(e->blk) |
+			(1ULL << VIRTIO_F_VERSION_1) |
+			(1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
+			(1ULL << VIRTIO_RING_F_EVENT_IDX);
+	if (p->packed)
+		info.features |= 1ULL << VIRTIO_F_RING_PACKED;
+	ret = vhost_server_create(ctrl, p->socket_path, p->fd, &info, &export_vhost_ops, e, &e->vs);
+	if (ret)
+		goto err_blk;
+	*out = e;
+	return 0;
+
+err_blk:
+	blk_dev_destroy(e->blk);
+err_storage:
+	storage_close(e->st);
+err_free:
+	free(e->name);
+	free(e);
+	return ret;
+}
+
+static bool export_quiet(void *arg)
+{
+	return ((struct export *)arg)->nstarted == 0;
+}
+
+void export_destroy(struct export *e)
+{
+	if (!e)
+		return;
+	/* Stops every started ring; in-flight requests complete first. */
+	vhost_server_destroy(e->vs);
+	if (loop_run_until(e->ctrl, export_quiet, e, EXPORT_STOP_TIMEOUT_MS) < 0) {
+		/* Storage that never answers: leave its memory to the exit. */
+		log_err("%s: requests still in flight after %d s; not waiting longer",
+			e->name, EXPORT_STOP_TIMEOUT_MS / 1000);
+		return;
+	}
+	blk_dev_destroy(e->blk);
+	storage_close(e->st);
+	free(e->name);
+	free(e);
+}

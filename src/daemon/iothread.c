@@ -1,2 +1,126 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * iothread.c - a thread that serves virtqueues: its loop waits on kick
+ * eventfds and on its io_uring; at the end of every loop iteration it
+ * submits the batch of storage requests and sends one used-buffer
+ * notification per queue that completed something (batching).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "daemon/export_internal.h"
+
+static void iothread_on_storage(void *opaque, uint32_t events)
+{
+	struct iothread *t = opaque;
+
+	storage_chan_reap(t->chan);
+}
+
+/* End of a loop iteration: one notification per dirty queue, one submit. */
+static void iothread_idle(void *opaque)
+{
+	struct iothread *t = opaque;
+
+	while (t->dirty) {
+		struct equeue *q = t->dirty;
+
+		t->dirty = q->dirty_next;
+		q->dirty_next = NULL;
+		q->is_dirty = false;
+		equeue_notify(q);
+	}
+	storage_chan_flush(t->chan);
+}
+
+void iothread_mark_dirty(struct iothread *t, struct equeue *q)
+{
+	if (q->is_dirty)
+		return;
+	q->is_dirty = true;
+	q->dirty_next = t->dirty;
+	t->dirty = q;
+}
+
+struct iothread_setup {
+	struct iothread *t;
+	int ret;
+};
+
+/* Runs in the new thread: the chan belongs to the thread that made it. */
+static void iothread_setup_fn(void *arg)
+{
+	struct iothread_setup *s = arg;
+	struct iothread *t = s->t;
+
+	s->ret = storage_chan_create(1024, &t->chan);
+	if (s->ret)
+		return;
+	s->ret = loop_add_fd(t->loop, storage_chan_fd(t->chan), EPOLLIN,
+			     iothread_on_storage, t);
+	if (!s->ret)
+		s->ret = loop_add_idle(t->loop, iothread_idle, t);
+}
+
+static void iothread_teardown_fn(void *arg)
+{
+	struct iothread *t = arg;
+
+	if (!t->chan)
+		return;
+	loop_del_idle(t->loop, iothread_idle, t);
+	loop_del_fd(t->loop, storage_chan_fd(t->chan));
+	storage_chan_destroy(t->chan);
+	t->chan = NULL;
+}
+
+int iothread_create(unsigned index, struct iothread **out)
+{
+	struct iothread_setup s = { 0 };
+	struct iothread *t;
+	char name[32];
+	int ret;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->index = index;
+	snprintf(name, sizeof(name), "vblk-io%u", index);
+	ret = loop_create(name, &t->loop);
+	if (ret)
+		goto err_free;
+	ret = loop_start(t->loop);
+	if (ret)
+		goto err_loop;
+	s.t = t;
+	loop_call(t->loop, iothread_setup_fn, &s);
+	ret = s.ret;
+	if (ret) {
+		log_err("iothread %u: cannot set up io_uring: %s", index, strerror(-ret));
+		goto err_teardown;
+	}
+	*out = t;
+	return 0;
+
+err_teardown:
+	loop_call(t->loop, iothread_teardown_fn, t);
+err_loop:
+	loop_destroy(t->loop);
+err_free:
+	free(t);
+	return ret;
+}
+
+void iothread_destroy(struct iothread *t)
+{
+	if (!t)
+		return;
+	loop_call(t->loop, iothread_teardown_fn, t);
+	loop_destroy(t->loop);
+	free(t);
+}

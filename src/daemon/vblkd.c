@@ -1,2 +1,475 @@
 /* SPDX-License-Identifier: MIT */
-int main(void) { return 1; }
+/*
+ * vblkd.c - the vhost-user virtio-blk daemon: command line, exports,
+ * iothreads, signals. Follows the vhost-user backend program conventions
+ * (--socket-path, --fd, --print-capabilities, --blk-file, --read-only).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+
+#define MAX_EXPORTS 64
+#define MAX_IOTHREADS 64
+#define DEFAULT_QUEUE_SIZE 256
+#define MAX_QUEUE_SIZE 1024
+
+static const char usage_text[] =
+"Usage: vblkd --socket-path=PATH (--file=IMAGE | --null=SIZE) [options]\n"
+"       vblkd --export=socket-path=PATH,file=IMAGE[,num-queues=N,...] [--export=...]\n"
+"       vblkd --print-capabilities\n"
+"\n"
+"Serve a disk image to a VM over the vhost-user-blk protocol.\n"
+"\n"
+"Export options (apply to the export given by --socket-path/--fd):\n"
+"  --socket-path=PATH   listen on this unix socket\n"
+"  --fd=FD              use this inherited listening (or connected) socket\n"
+"  --file=IMAGE         serve this file or block device (alias --blk-file)\n"
+"  --null=SIZE          serve a null device of SIZE bytes (K/M/G/T suffixes):\n"
+"                       reads return zeroes, writes are dropped\n"
+"  --num-queues=N       request queues (1-%d, default 1)\n"
+"  --queue-size=N       largest ring size accepted (power of two, 4-%d, default %d)\n"
+"  --read-only          refuse writes; the guest sees a read-only disk\n"
+"  --direct             open the image with O_DIRECT (bypass the host page cache)\n"
+"  --writethrough       report no volatile cache: every write is durable when acked\n"
+"  --serial=STRING      the disk serial the guest reads (up to 20 bytes)\n"
+"  --no-packed          do not offer the packed ring layout\n"
+"\n"
+"  --export=KEY=VALUE,...  one more export; keys are the option names above\n"
+"                       without dashes (socket-path, fd, file, null, num-queues,\n"
+"                       queue-size, read-only, direct, writethrough, serial, packed)\n"
+"\n"
+"Daemon options:\n"
+"  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
+"                       total number of queues)\n"
+"  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
+"  -v, --verbose        more logging (repeat for debug)\n"
+"  -q, --quiet          only errors\n"
+"  -h, --help           this text\n"
+"  -V, --version        print the version\n";
+
+static void usage(FILE *f)
+{
+	fprintf(f, usage_text, VHOST_MAX_QUEUES, MAX_QUEUE_SIZE, DEFAULT_QUEUE_SIZE);
+}
+
+static int fail(const char *fmt, ...) PRINTF(1, 2);
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vblkd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'vblkd --help' for more information.\n", stderr);
+	return -EINVAL;
+}
+
+/* Whole-string unsigned parse, no sign, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_uint(const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t v;
+
+	if (parse_u64(s, &v) || v < min || v > max)
+		return fail("invalid %s '%s': expected a whole number from %u to %u", name,
+			    s ? s : "", min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* "64M", "1G", "512" (bytes); must be a non-zero multiple of 512. */
+static int parse_size(const char *name, const char *s, uint64_t *out)
+{
+	char buf[64], *end;
+	uint64_t v, mult = 1;
+	size_t n;
+
+	if (!s || !*s || strlen(s) >= sizeof(buf))
+		return fail("invalid %s '%s': expected a size like 512M or 2G", name, s ? s : "");
+	strcpy(buf, s);
+	n = strlen(buf);
+	end = buf + n - 1;
+	switch (*end) {
+	case 'k': case 'K': mult = 1ULL << 10; break;
+	case 'm': case 'M': mult = 1ULL << 20; break;
+	case 'g': case 'G': mult = 1ULL << 30; break;
+	case 't': case 'T': mult = 1ULL << 40; break;
+	default: end = NULL;
+	}
+	if (end)
+		*end = '\0';
+	if (parse_u64(buf, &v) || v == 0 || v > UINT64_MAX / mult)
+		return fail("invalid %s '%s': expected a size like 512M or 2G", name, s);
+	v *= mult;
+	if (v % 512)
+		return fail("invalid %s '%s': must be a multiple of 512 bytes", name, s);
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *name, const char *s, bool *out)
+{
+	if (!s || !strcmp(s, "on") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))
+		*out = true;
+	else if (!strcmp(s, "off") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))
+		*out = false;
+	else
+		return fail("invalid %s '%s': expected on or off", name, s);
+	return 0;
+}
+
+struct export_opts {
+	struct export_params p;
+	uint64_t null_size;
+	bool have_target;       /* file or null given */
+};
+
+static void export_opts_init(struct export_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->p.fd = -1;
+	o->p.num_queues = 1;
+	o->p.queue_size = DEFAULT_QUEUE_SIZE;
+	o->p.packed = true;
+	o->p.storage.engine = STORAGE_FILE;
+}
+
+/* Apply one key=value to an export. */
+static int export_opt(struct export_opts *o, const char *key, const char *val)
+{
+	unsigned u = 0;
+	int ret;
+
+	if (!strcmp(key, "socket-path")) {
+		if (!val || !*val)
+			return fail("--socket-path needs a path");
+		if (strlen(val) >= 108)
+			return fail("socket path too long (at most 107 bytes): %s", val);
+		o->p.socket_path = val;
+	} else if (!strcmp(key, "fd")) {
+		ret = parse_uint("fd", val, 0, INT_MAX, &u);
+		if (ret)
+			return ret;
+		o->p.fd = (int)u;
+	} else if (!strcmp(key, "file") || !strcmp(key, "blk-file")) {
+		if (!val || !*val)
+			return fail("--file needs a path");
+		if (o->have_target)
+			return fail("give only one of --file and --null per export");
+		o->p.storage.engine = STORAGE_FILE;
+		o->p.storage.path = val;
+		o->have_target = true;
+	} else if (!strcmp(key, "null")) {
+		if (o->have_target)
+			return fail("give only one of --file and --null per export");
+		ret = parse_size("null size", val, &o->null_size);
+		if (ret)
+			return ret;
+		o->p.storage.engine = STORAGE_NULL;
+		o->p.storage.size = o->null_size;
+		o->have_target = true;
+	} else if (!strcmp(key, "num-queues")) {
+		return parse_uint("num-queues", val, 1, VHOST_MAX_QUEUES, &o->p.num_queues);
+	} else if (!strcmp(key, "queue-size")) {
+		ret = parse_uint("queue-size", val, 4, MAX_QUEUE_SIZE, &u);
+		if (ret)
+			return ret;
+		if (u & (u - 1))
+			return fail("invalid queue-size '%s': must be a power of two", val);
+		o->p.queue_size = u;
+	} else if (!strcmp(key, "read-only")) {
+		return parse_bool("read-only", val, &o->p.read_only);
+	} else if (!strcmp(key, "direct")) {
+		return parse_bool("direct", val, &o->p.storage.direct);
+	} else if (!strcmp(key, "writethrough")) {
+		return parse_bool("writethrough", val, &o->p.writethrough);
+	} else if (!strcmp(key, "packed")) {
+		return parse_bool("packed", val, &o->p.packed);
+	} else if (!strcmp(key, "serial")) {
+		if (!val || strlen(val) > BLK_ID_BYTES)
+			return fail("invalid serial: at most %u bytes", BLK_ID_BYTES);
+		o->p.serial = val;
+	} else {
+		return fail("unknown export option '%s'", key);
+	}
+	return 0;
+}
+
+/* "--export=a=b,c=d": parse in place (the string is ours). */
+static int export_opt_list(struct export_opts *o, char *list)
+{
+	char *save = NULL;
+
+	for (char *kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		int ret;
+
+		if (eq)
+			*eq++ = '\0';
+		ret = export_opt(o, kv, eq);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int export_opts_check(struct export_opts *o, unsigned idx)
+{
+	if (!o->p.socket_path && o->p.fd < 0)
+		return fail("export %u: give --socket-path=PATH or --fd=FD", idx);
+	if (o->p.socket_path && o->p.fd >= 0)
+		return fail("export %u: --socket-path and --fd are mutually exclusive", idx);
+	if (!o->have_target)
+		return fail("export %u: give --file=IMAGE or --null=SIZE", idx);
+	o->p.storage.read_only = o->p.read_only;
+	return 0;
+}
+
+static void print_capabilities(void)
+{
+	printf("{\n  \"type\": \"block\",\n  \"features\": [\n"
+	       "    \"read-only\",\n    \"blk-file\"\n  ]\n}\n");
+}
+
+enum {
+	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
+	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
+};
+
+static const struct option long_opts[] = {
+	{ "socket-path", required_argument, NULL, OPT_SOCKET },
+	{ "fd", required_argument, NULL, OPT_FD },
+	{ "file", required_argument, NULL, OPT_FILE },
+	{ "blk-file", required_argument, NULL, OPT_FILE },
+	{ "null", required_argument, NULL, OPT_NULL },
+	{ "num-queues", required_argument, NULL, OPT_QUEUES },
+	{ "queue-size", required_argument, NULL, OPT_QSIZE },
+	{ "read-only", no_argument, NULL, OPT_RO },
+	{ "direct", no_argument, NULL, OPT_DIRECT },
+	{ "writethrough", no_argument, NULL, OPT_WT },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "no-packed", no_argument, NULL, OPT_NOPACKED },
+	{ "export", required_argument, NULL, OPT_EXPORT },
+	{ "iothreads", required_argument, NULL, OPT_IOTHREADS },
+	{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct config {
+	struct export_opts exports[MAX_EXPORTS];
+	unsigned nexports;
+	bool main_used;          /* the flat options describe exports[0] */
+	unsigned iothreads;
+	bool caps;
+};
+
+/* Returns 0 to run, 1 to exit successfully, <0 on a usage error. */
+static int parse_args(int argc, char **argv, struct config *c)
+{
+	struct export_opts *m = &c->exports[0];
+	const char *key;
+	int opt, ret;
+
+	export_opts_init(m);
+	c->nexports = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
+		ret = 0;
+		key = NULL;
+		switch (opt) {
+		case OPT_SOCKET: key = "socket-path"; break;
+		case OPT_FD: key = "fd"; break;
+		case OPT_FILE: key = "file"; break;
+		case OPT_NULL: key = "null"; break;
+		case OPT_QUEUES: key = "num-queues"; break;
+		case OPT_QSIZE: key = "queue-size"; break;
+		case OPT_RO: key = "read-only"; break;
+		case OPT_DIRECT: key = "direct"; break;
+		case OPT_WT: key = "writethrough"; break;
+		case OPT_SERIAL: key = "serial"; break;
+		case OPT_NOPACKED:
+			ret = export_opt(m, "packed", "off");
+			c->main_used = true;
+			break;
+		case OPT_EXPORT:
+			if (c->nexports == MAX_EXPORTS)
+				return fail("too many exports (at most %d)", MAX_EXPORTS);
+			export_opts_init(&c->exports[c->nexports]);
+			ret = export_opt_list(&c->exports[c->nexports], optarg);
+			c->nexports++;
+			break;
+		case OPT_IOTHREADS:
+			ret = parse_uint("iothreads", optarg, 1, MAX_IOTHREADS, &c->iothreads);
+			break;
+		case OPT_CAPS: c->caps = true; break;
+		case 'v': log_max_level = log_max_level < LOG_DEBUG ? log_max_level + 1 : LOG_DEBUG; break;
+		case 'q': log_max_level = LOG_ERR; break;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("vblkd %s\n", VBLK_VERSION); return 1;
+		case ':': return fail("option '%s' needs a value", argv[optind - 1]);
+		default: return fail("unknown option '%s'", argv[optind - 1]);
+		}
+		if (key) {
+			ret = export_opt(m, key, optarg);
+			c->main_used = true;
+		}
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return fail("unexpected argument '%s'", argv[optind]);
+	if (c->caps)
+		return 0;
+	if (!c->main_used) {
+		/* Only --export given: drop the empty flat export. */
+		memmove(&c->exports[0], &c->exports[1], (c->nexports - 1) * sizeof(c->exports[0]));
+		c->nexports--;
+	}
+	if (c->nexports == 0)
+		return fail("nothing to serve: give --socket-path=PATH and --file=IMAGE");
+	for (unsigned i = 0; i < c->nexports; i++) {
+		ret = export_opts_check(&c->exports[i], i);
+		if (ret)
+			return ret;
+		for (unsigned j = 0; j < i; j++) {
+			const char *a = c->exports[i].p.socket_path, *b = c->exports[j].p.socket_path;
+
+			if (a && b && !strcmp(a, b))
+				return fail("two exports use the socket %s", a);
+		}
+	}
+	return 0;
+}
+
+static int signal_fd = -1;
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct loop *ctrl = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(signal_fd, &si, sizeof(si)) == sizeof(si))
+		log_info("received signal %u", si.ssi_signo);
+	loop_stop(ctrl);
+}
+
+int main(int argc, char **argv)
+{
+	static struct config c;
+	struct iothread *iothreads[MAX_IOTHREADS];
+	struct export *exports[MAX_EXPORTS] = { 0 };
+	unsigned niothreads, total_queues = 0, first = 0;
+	struct loop *ctrl = NULL;
+	sigset_t mask;
+	int sfd, ret, rc = 1;
+	long ncpu;
+
+	ret = parse_args(argc, argv, &c);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	if (c.caps) {
+		print_capabilities();
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);   /* iothreads inherit the mask */
+
+	for (unsigned i = 0; i < c.nexports; i++)
+		total_queues += c.exports[i].p.num_queues;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	niothreads = c.iothreads ? c.iothreads : (unsigned)(ncpu > 0 ? ncpu : 1);
+	if (!c.iothreads && niothreads > total_queues)
+		niothreads = total_queues;
+	if (niothreads > MAX_IOTHREADS)
+		niothreads = MAX_IOTHREADS;
+
+	if (loop_create("vblk-ctrl", &ctrl))
+		return 1;
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	signal_fd = sfd;
+	if (sfd < 0 || loop_add_fd(ctrl, sfd, EPOLLIN, on_signal, ctrl)) {
+		log_err("cannot set up signal handling: %s", strerror(errno));
+		goto out_ctrl;
+	}
+	for (unsigned i = 0; i < niothreads; i++) {
+		ret = iothread_create(i, &iothreads[i]);
+		if (ret) {
+			niothreads = i;
+			goto out_iothreads;
+		}
+	}
+	for (unsigned i = 0; i < c.nexports; i++) {
+		struct export_params *p = &c.exports[i].p;
+		char name[160];
+
+		snprintf(name, sizeof(name), "%s", p->socket_path ? p->socket_path : "fd");
+		p->name = name;
+		ret = export_create(p, ctrl, iothreads, niothreads, first, &exports[i]);
+		if (ret) {
+			if (ret == -EADDRINUSE)
+				log_err("socket %s is in use by another process", p->socket_path);
+			else
+				log_err("cannot serve %s: %s",
+					p->storage.engine == STORAGE_NULL ? "the null device" :
+					p->storage.path, strerror(-ret));
+			goto out_exports;
+		}
+		first += p->num_queues;
+		log_info("serving %s on %s (%u queue%s%s)",
+			 p->storage.engine == STORAGE_NULL ? "null device" : p->storage.path,
+			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
+			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
+	}
+	loop_run(ctrl);
+	log_info("shutting down");
+	rc = 0;
+
+out_exports:
+	for (unsigned i = 0; i < c.nexports; i++)
+		export_destroy(exports[i]);
+out_iothreads:
+	for (unsigned i = 0; i < niothreads; i++)
+		iothread_destroy(iothreads[i]);
+	loop_del_fd(ctrl, sfd);
+	close(sfd);
+out_ctrl:
+	loop_destroy(ctrl);
+	return rc;
+}

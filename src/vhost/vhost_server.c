@@ -1,2 +1,1324 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * vhost_server.c - the backend side of vhost-user: one listening socket,
+ * one frontend at a time, negotiated features, the memory table and the
+ * vring configuration. Every message is checked (format in vhost_msg.c,
+ * state and indices here) before it acts; a malformed one closes the
+ * connection, never the daemon. Reaches the device only through
+ * struct vhost_dev_ops; knows nothing about virtio-blk.
+ *
+ * Context: everything runs in the control loop's thread. Messages that
+ * need a queue stopped (GET_VRING_BASE, disable, kick change, memory
+ * changes that orphan a ring, RESET_OWNER, disconnect) call queue_stop,
+ * stop reading the socket, and re-run the handler once every done()
+ * arrived; handlers are written to be re-run.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "vhost/vhost.h"
+#include "vhost/vhost_msg.h"
+
+/* Handler results besides 0 (done, ack success) and -errno (close). */
+#define H_NACK    1   /* refused, state unchanged: ack with failure */
+#define H_PENDING 2   /* queue stops issued: re-run when all are done */
+
+#define VHOST_F_LOG_ALL 26
+#define LISTEN_BACKLOG 128
+
+/* Protocol features this backend implements. */
+#define SERVER_PROTOCOL_FEATURES \
+	((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+
+/* Per-vring state that is vhost's business only. */
+struct vring_priv {
+	struct vhost_server *s;
+	bool kick_set;      /* SET_VRING_KICK seen (an fd or NOFD = polling) */
+	bool addr_set;      /* SET_VRING_ADDR seen */
+	bool stopping;      /* queue_stop issued, done() not yet called */
+	uint16_t used_base; /* packed: used index | wrap << 15 (base's high half) */
+};
+
+struct vhost_server {
+	struct loop *ctrl;
+	struct vhost_dev_info info;
+	const struct vhost_dev_ops *ops;
+	void *opaque;
+	char name[96];              /* for logs: the path or "fd N" */
+
+	int listen_fd;              /* -1 when given a connected fd */
+	bool listen_watched;
+	char *path;                 /* socket file we created, or NULL */
+	dev_t sock_dev;
+	ino_t sock_ino;
+
+	int conn_fd;                /* -1: no frontend */
+	bool conn_watched;          /* conn_fd is registered on ctrl */
+	bool closing;               /* waiting for stops before tearing down */
+	bool destroying;
+	sem_t *destroyed;           /* posted once freed (cross-thread destroy) */
+
+	/* per connection */
+	uint64_t features;          /* acked by SET_FEATURES */
+	uint64_t protocol_features;
+	bool owner;
+	struct gmem *mem;
+	struct gmem *next_mem;      /* built by a memory message awaiting stops */
+	struct vhost_vring *vrings;
+	struct vring_priv *vpriv;
+
+	struct vhost_msg_rx rx;
+	bool msg_pending;           /* rx.msg waits for queue stops */
+	unsigned stops_pending;
+	bool in_dispatch;           /* done() called synchronously: don't resume */
+};
+
+static void conn_close(struct vhost_server *s);
+static void server_resume(struct vhost_server *s);
+static void listen_cb(void *opaque, uint32_t events);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t offered_features(const struct vhost_server *s)
+{
+	/* No dirty logging and no IOTLB: never offer what needs them. */
+	uint64_t f = s->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+
+	f &= ~(1ull << VHOST_F_LOG_ALL);
+	f &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM);
+	return f;
+}
+
+static bool has_feature(const struct vhost_server *s, unsigned bit)
+{
+	return s->features & (1ull << bit);
+}
+
+static bool reply_ack_on(const struct vhost_server *s)
+{
+	return s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+}
+
+static bool is_pow2(unsigned x)
+{
+	return x && !(x & (x - 1));
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Rate-limited warning about what the frontend sent, one limiter per site. */
+#define bad(s, ...) do { \
+		static struct log_ratelimit rl__; \
+		server_warn(&rl__, (s), __VA_ARGS__); \
+	} while (0)
+
+static void server_warn(struct log_ratelimit *rl, const struct vhost_server *s,
+			const char *fmt, ...) PRINTF(3, 4);
+
+static void server_warn(struct log_ratelimit *rl, const struct vhost_server *s,
+			const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_msg_rl(rl, LOG_WARN, "vhost %s: %s", s->name, buf);
+}
+
+static int send_reply(struct vhost_server *s, uint32_t request, const void *payload,
+		      uint32_t size)
+{
+	struct vhost_msg_hdr hdr = {
+		.request = request,
+		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+		.size = size,
+	};
+	int ret = vhost_msg_send(s->conn_fd, &hdr, payload, size, NULL, 0);
+
+	if (ret)
+		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
+		       vhost_msg_name(request), strerror(-ret));
+	return ret;
+}
+
+static int reply_u64(struct vhost_server *s, uint32_t request, uint64_t v)
+{
+	return send_reply(s, request, &v, sizeof(v));
+}
+
+/* ---- vrings ----------------------------------------------------------- */
+
+static bool vring_is_packed(const struct vhost_server *s)
+{
+	return has_feature(s, VIRTIO_F_RING_PACKED);
+}
+
+static bool vring_enabled(const struct vhost_server *s, const struct vhost_vring *vr)
+{
+	/* Without protocol features a ring is enabled from the start. */
+	return vr->enabled || !has_feature(s, VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+struct ring_ptrs {
+	void *desc, *driver, *device;
+};
+
+/*
+ * Host addresses of vr's three areas in @mem, each checked for size and
+ * alignment (split: 16/2/4, packed: 16/4/4).
+ */
+static int vring_translate(const struct gmem *mem, const struct vhost_vring *vr, bool packed,
+			   struct ring_ptrs *p)
+{
+	uint64_t dsz, drsz, dvsz;
+	uintptr_t drv_align = packed ? 4 : 2;
+
+	virtq_area_sizes(vr->num, packed, &dsz, &drsz, &dvsz);
+	p->desc = gmem_uva_ptr(mem, vr->desc_uva, dsz);
+	p->driver = gmem_uva_ptr(mem, vr->avail_uva, drsz);
+	p->device = gmem_uva_ptr(mem, vr->used_uva, dvsz);
+	if (!p->desc || !p->driver || !p->device)
+		return -EFAULT;
+	if (((uintptr_t)p->desc & 15) || ((uintptr_t)p->driver & (drv_align - 1)) ||
+	    ((uintptr_t)p->device & 3))
+		return -EINVAL;
+	return 0;
+}
+
+/* Start vr if it is fully configured, enabled and not running. */
+static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
+{
+	struct vring_priv *p = &s->vpriv[vr->index];
+	bool packed = vring_is_packed(s);
+	struct virtq_config cfg;
+	struct ring_ptrs rp;
+	int ret;
+
+	if (vr->started || !p->kick_set || !p->addr_set || !vr->num || !s->mem ||
+	    !vring_enabled(s, vr))
+		return;
+	ret = vring_translate(s->mem, vr, packed, &rp);
+	if (ret) {
+		bad(s, "vring %u: ring areas %s; not started", vr->index,
+		    ret == -EFAULT ? "not in guest memory" : "misaligned");
+		return;
+	}
+	cfg = (struct virtq_config){
+		.num = vr->num,
+		.packed = packed,
+		.event_idx = has_feature(s, VIRTIO_RING_F_EVENT_IDX),
+		.indirect = has_feature(s, VIRTIO_RING_F_INDIRECT_DESC),
+		.desc = rp.desc,
+		.driver = rp.driver,
+		.device = rp.device,
+		.base = vr->base,
+	};
+	ret = virtq_init(&vr->vq, &cfg);
+	if (ret) {
+		bad(s, "vring %u: invalid ring (num %u, base %u); not started", vr->index,
+		    vr->num, vr->base);
+		return;
+	}
+	vr->mem = gmem_get(s->mem);
+	vr->started = true;
+	ret = s->ops->queue_start(s->opaque, vr);
+	if (ret) {
+		log_rl(LOG_ERR, "vhost %s: vring %u: device failed to start: %s", s->name,
+		       vr->index, strerror(-ret));
+		vr->started = false;
+		gmem_put(vr->mem);
+		vr->mem = NULL;
+	}
+}
+
+static void vring_try_start_all(struct vhost_server *s)
+{
+	for (unsigned i = 0; i < s->info.num_queues; i++)
+		vring_try_start(s, &s->vrings[i]);
+}
+
+static void stop_done(void *arg)
+{
+	struct vring_priv *p = arg;
+	struct vhost_server *s = p->s;
+	struct vhost_vring *vr = &s->vrings[p - s->vpriv];
+
+	/* The device has let go of the (queue) fields. */
+	vr->base = virtq_get_base(&vr->vq);
+	p->used_base = (uint16_t)((vr->vq.used_idx & 0x7fff) |
+				  ((unsigned)vr->vq.used_wrap_counter << 15));
+	vr->started = false;
+	gmem_put(vr->mem);
+	vr->mem = NULL;
+	p->stopping = false;
+	s->stops_pending--;
+	if (!s->stops_pending && !s->in_dispatch)
+		server_resume(s);
+}
+
+/* Ask the device to stop vr; done() may run before this returns. */
+static void vring_stop(struct vhost_server *s, struct vhost_vring *vr)
+{
+	struct vring_priv *p = &s->vpriv[vr->index];
+
+	if (!vr->started || p->stopping)
+		return;
+	p->stopping = true;
+	s->stops_pending++;
+	s->ops->queue_stop(s->opaque, vr, stop_done, p);
+}
+
+/* Forget a stopped ring's configuration and close its fds. */
+static void vring_reset(struct vhost_server *s, unsigned i)
+{
+	struct vhost_vring *vr = &s->vrings[i];
+
+	close_fd(&vr->kick_fd);
+	close_fd(&vr->call_fd);
+	close_fd(&vr->err_fd);
+	gmem_put(vr->mem);
+	memset(vr, 0, sizeof(*vr));
+	vr->index = i;
+	vr->kick_fd = vr->call_fd = vr->err_fd = -1;
+	s->vpriv[i] = (struct vring_priv){ .s = s };
+}
+
+/* Issue a stop for every started ring. Return: H_PENDING if any. */
+static int stop_all(struct vhost_server *s)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < s->info.num_queues; i++) {
+		if (s->vrings[i].started) {
+			vring_stop(s, &s->vrings[i]);
+			any = true;
+		}
+	}
+	return any ? H_PENDING : 0;
+}
+
+struct fd_swap {
+	int *field;
+	int fd;
+};
+
+static void fd_swap_fn(void *arg)
+{
+	struct fd_swap *w = arg;
+	int old = *w->field;
+
+	*w->field = w->fd;
+	w->fd = old;
+}
+
+/* Replace a (queue) fd field; in the queue's context if the ring runs. */
+static void vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd)
+{
+	struct fd_swap w = { .field = field, .fd = fd };
+
+	if (vr->started)
+		s->ops->queue_exec(s->opaque, vr, fd_swap_fn, &w);
+	else
+		fd_swap_fn(&w);
+	close_fd(&w.fd);
+}
+
+struct mem_swap {
+	struct vhost_vring *vr;
+	struct gmem *mem;
+	struct ring_ptrs rp;
+};
+
+static void mem_swap_fn(void *arg)
+{
+	struct mem_swap *w = arg;
+	struct vhost_vring *vr = w->vr;
+	struct gmem *old = vr->mem;
+
+	vr->mem = w->mem;
+	if (vr->vq.packed) {
+		vr->vq.pdesc = w->rp.desc;
+		vr->vq.driver_event = w->rp.driver;
+		vr->vq.device_event = w->rp.device;
+	} else {
+		vr->vq.desc = w->rp.desc;
+		vr->vq.avail = w->rp.driver;
+		vr->vq.used = w->rp.device;
+	}
+	w->mem = old;
+}
+
+/*
+ * Make s->next_mem the memory table. Started rings whose areas do not
+ * translate in it are stopped first (H_PENDING; the caller re-runs us);
+ * the others switch table and ring pointers inside their queue context.
+ */
+static int mem_commit(struct vhost_server *s)
+{
+	bool stopping = false;
+	unsigned i;
+
+	for (i = 0; i < s->info.num_queues; i++) {
+		struct vhost_vring *vr = &s->vrings[i];
+		struct ring_ptrs rp;
+
+		if (!vr->started)
+			continue;
+		if (vring_translate(s->next_mem, vr, vr->vq.packed, &rp)) {
+			bad(s, "vring %u: ring not in the new memory table; stopping it", i);
+			vring_stop(s, vr);
+			stopping = true;
+		}
+	}
+	if (stopping)
+		return H_PENDING;
+
+	for (i = 0; i < s->info.num_queues; i++) {
+		struct vhost_vring *vr = &s->vrings[i];
+		struct mem_swap w = { .vr = vr };
+
+		if (!vr->started)
+			continue;
+		/* Checked above; the table cannot have changed since. */
+		vring_translate(s->next_mem, vr, vr->vq.packed, &w.rp);
+		w.mem = gmem_get(s->next_mem);
+		s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w);
+		gmem_put(w.mem);
+	}
+	gmem_put(s->mem);
+	s->mem = s->next_mem;
+	s->next_mem = NULL;
+	vring_try_start_all(s);
+	return 0;
+}
+
+/* ---- message handlers ---------------------------------------------------
+ * Each returns 0, H_NACK, H_PENDING (re-run later) or -errno (close). */
+
+static struct vhost_vring *vring_of(struct vhost_server *s, uint64_t index, const char *req)
+{
+	if (index >= s->info.num_queues) {
+		bad(s, "%s: vring index %llu out of range", req,
+		    (unsigned long long)index);
+		return NULL;
+	}
+	return &s->vrings[index];
+}
+
+static int h_get_features(struct vhost_server *s, struct vhost_msg *m)
+{
+	return reply_u64(s, m->hdr.request, offered_features(s));
+}
+
+static int h_set_features(struct vhost_server *s, struct vhost_msg *m)
+{
+	uint64_t f = m->payload.u64;
+	bool running = false;
+
+	if (f & ~offered_features(s)) {
+		bad(s, "SET_FEATURES: bits %#llx were not offered",
+		    (unsigned long long)(f & ~offered_features(s)));
+		return -EPROTO;
+	}
+	for (unsigned i = 0; i < s->info.num_queues; i++)
+		running |= s->vrings[i].started;
+	if (running) {
+		if (f == s->features)
+			return 0;
+		bad(s, "SET_FEATURES: features changed while rings run");
+		return -EPROTO;
+	}
+	s->features = f;
+	if (s->ops->set_features)
+		s->ops->set_features(s->opaque, f);
+	vring_try_start_all(s);
+	return 0;
+}
+
+static int h_get_protocol_features(struct vhost_server *s, struct vhost_msg *m)
+{
+	return reply_u64(s, m->hdr.request, SERVER_PROTOCOL_FEATURES);
+}
+
+static int h_set_protocol_features(struct vhost_server *s, struct vhost_msg *m)
+{
+	if (m->payload.u64 & ~SERVER_PROTOCOL_FEATURES) {
+		bad(s, "SET_PROTOCOL_FEATURES: bits %#llx were not offered",
+		    (unsigned long long)(m->payload.u64 & ~SERVER_PROTOCOL_FEATURES));
+		return -EPROTO;
+	}
+	s->protocol_features = m->payload.u64;
+	return 0;
+}
+
+static int h_set_owner(struct vhost_server *s, struct vhost_msg *m)
+{
+	s->owner = true;
+	return 0;
+}
+
+/* Deprecated; handled as "stop every ring and forget the session state"
+ * (protocol features are kept so the ack still works). */
+static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
+{
+	if (stop_all(s) == H_PENDING)
+		return H_PENDING;
+	for (unsigned i = 0; i < s->info.num_queues; i++)
+		vring_reset(s, i);
+	gmem_put(s->mem);
+	s->mem = NULL;
+	s->features = 0;
+	s->owner = false;
+	return 0;
+}
+
+static int h_get_queue_num(struct vhost_server *s, struct vhost_msg *m)
+{
+	return reply_u64(s, m->hdr.request, s->info.num_queues);
+}
+
+static int h_get_max_mem_slots(struct vhost_server *s, struct vhost_msg *m)
+{
+	return reply_u64(s, m->hdr.request, GMEM_MAX_REGIONS);
+}
+
+static void region_from_wire(struct gmem_region_desc *d, const struct vhost_msg_mem_region *w)
+{
+	d->gpa = w->gpa;
+	d->size = w->size;
+	d->uva = w->uva;
+	d->mmap_offset = w->mmap_offset;
+}
+
+/*
+ * Map one region into a new snapshot of @old. A region reaching past the
+ * end of its file would SIGBUS on access: refuse it up front.
+ */
+static int region_add(struct vhost_server *s, const struct gmem *old,
+		      const struct gmem_region_desc *d, int fd, struct gmem **out)
+{
+	struct stat st;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) &&
+	    (d->mmap_offset > (uint64_t)st.st_size ||
+	     d->size > (uint64_t)st.st_size - d->mmap_offset)) {
+		bad(s, "memory region gpa %#llx size %#llx beyond its file (%lld bytes)",
+		    (unsigned long long)d->gpa, (unsigned long long)d->size,
+		    (long long)st.st_size);
+		return -EINVAL;
+	}
+	ret = gmem_add(old, d, fd, out);
+	if (ret)
+		bad(s, "memory region gpa %#llx size %#llx uva %#llx: %s",
+		    (unsigned long long)d->gpa, (unsigned long long)d->size,
+		    (unsigned long long)d->uva, strerror(-ret));
+	return ret;
+}
+
+static int h_set_mem_table(struct vhost_server *s, struct vhost_msg *m)
+{
+	const struct vhost_msg_memory *mt = &m->payload.memory;
+	struct gmem *cur = NULL, *next;
+	int ret;
+
+	if (!s->next_mem) {
+		for (unsigned i = 0; i < mt->nregions; i++) {
+			struct gmem_region_desc d;
+
+			region_from_wire(&d, &mt->regions[i]);
+			ret = region_add(s, cur, &d, m->fds[i], &next);
+			gmem_put(cur);
+			if (ret)
+				return -EPROTO;
+			cur = next;
+		}
+		s->next_mem = cur;
+	}
+	return mem_commit(s);
+}
+
+static int h_add_mem_reg(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct gmem_region_desc d;
+
+	if (!s->next_mem) {
+		region_from_wire(&d, &m->payload.mem_reg.region);
+		if (region_add(s, s->mem, &d, m->fds[0], &s->next_mem))
+			return -EPROTO;
+	}
+	return mem_commit(s);
+}
+
+static int h_rem_mem_reg(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct gmem_region_desc d;
+	int ret;
+
+	/* A fd sent along (QEMU 7.2 does) is closed unused with the message. */
+	if (!s->next_mem) {
+		region_from_wire(&d, &m->payload.mem_reg.region);
+		ret = gmem_remove(s->mem, &d, &s->next_mem);
+		if (ret == -ENOENT) {
+			bad(s, "REM_MEM_REG: no region gpa %#llx size %#llx uva %#llx",
+			    (unsigned long long)d.gpa, (unsigned long long)d.size,
+			    (unsigned long long)d.uva);
+			return H_NACK;
+		}
+		if (ret)
+			return ret;
+	}
+	return mem_commit(s);
+}
+
+static int h_set_vring_num(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "SET_VRING_NUM");
+	unsigned num = m->payload.state.num;
+
+	if (!vr)
+		return -EPROTO;
+	if (vr->started) {
+		bad(s, "SET_VRING_NUM: vring %u is running", vr->index);
+		return -EPROTO;
+	}
+	if (num == 0 || num > s->info.max_queue_size || num > VIRTQ_MAX_SIZE ||
+	    (!vring_is_packed(s) && !is_pow2(num))) {
+		bad(s, "SET_VRING_NUM: invalid size %u for vring %u", num,
+		    vr->index);
+		return -EPROTO;
+	}
+	vr->num = num;
+	vring_try_start(s, vr);
+	return 0;
+}
+
+static int h_set_vring_addr(struct vhost_server *s, struct vhost_msg *m)
+{
+	const struct vhost_msg_vring_addr *a = &m->payload.addr;
+	struct vhost_vring *vr = vring_of(s, a->index, "SET_VRING_ADDR");
+
+	if (!vr)
+		return -EPROTO;
+	if (vr->started) {
+		bad(s, "SET_VRING_ADDR: vring %u is running", vr->index);
+		return -EPROTO;
+	}
+	/* The loosest alignment either layout allows; exact checks at start. */
+	if ((a->desc & 15) || (a->avail & 1) || (a->used & 3)) {
+		bad(s, "SET_VRING_ADDR: misaligned ring address for vring %u", vr->index);
+		return -EPROTO;
+	}
+	vr->addr_flags = a->flags;
+	vr->desc_uva = a->desc;
+	vr->avail_uva = a->avail;
+	vr->used_uva = a->used;
+	vr->log_addr = a->log;
+	s->vpriv[vr->index].addr_set = true;
+	vring_try_start(s, vr);
+	return 0;
+}
+
+static int h_set_vring_base(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "SET_VRING_BASE");
+	uint32_t num = m->payload.state.num;
+
+	if (!vr)
+		return -EPROTO;
+	if (vr->started) {
+		bad(s, "SET_VRING_BASE: vring %u is running", vr->index);
+		return -EPROTO;
+	}
+	if (vring_is_packed(s)) {
+		/*
+		 * Packed: bits 0-15 the avail index and wrap counter, bits 16-31
+		 * the used ones (QEMU sends both). virtq resumes with used ==
+		 * avail: requests in flight at the frontend's last stop are not
+		 * resubmitted (no inflight tracking yet).
+		 */
+		uint16_t avail = (uint16_t)num, used = (uint16_t)(num >> 16);
+
+		if (used != avail)
+			log_rl(LOG_WARN, "vhost %s: vring %u: resuming packed ring at avail %#x, "
+			       "used %#x: in-flight requests are lost", s->name, vr->index,
+			       avail, used);
+		vr->base = avail;
+		s->vpriv[vr->index].used_base = avail;
+	} else {
+		if (num > UINT16_MAX) {
+			bad(s, "SET_VRING_BASE: base %u out of range", num);
+			return -EPROTO;
+		}
+		vr->base = (uint16_t)num;
+	}
+	vring_try_start(s, vr);
+	return 0;
+}
+
+static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "GET_VRING_BASE");
+	struct vhost_msg_vring_state st;
+
+	if (!vr)
+		return -EPROTO;
+	if (vr->started) {
+		vring_stop(s, vr);
+		return H_PENDING;
+	}
+	/* Stopped: it restarts only after a new SET_VRING_KICK. */
+	close_fd(&vr->kick_fd);
+	s->vpriv[vr->index].kick_set = false;
+	st.index = vr->index;
+	st.num = vr->base;
+	if (vring_is_packed(s))
+		st.num |= (uint32_t)s->vpriv[vr->index].used_base << 16;
+	return send_reply(s, m->hdr.request, &st, sizeof(st));
+}
+
+static int h_set_vring_kick(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
+					  "SET_VRING_KICK");
+
+	if (!vr)
+		return -EPROTO;
+	/* The device watches the kick fd: restart the ring around a change. */
+	if (vr->started) {
+		vring_stop(s, vr);
+		return H_PENDING;
+	}
+	close_fd(&vr->kick_fd);
+	vr->kick_fd = vhost_msg_take_fd(m, 0);
+	s->vpriv[vr->index].kick_set = true;
+	vring_try_start(s, vr);
+	return 0;
+}
+
+static int h_set_vring_call(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
+					  "SET_VRING_CALL");
+
+	if (!vr)
+		return -EPROTO;
+	vring_set_queue_fd(s, vr, &vr->call_fd, vhost_msg_take_fd(m, 0));
+	return 0;
+}
+
+static int h_set_vring_err(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
+					  "SET_VRING_ERR");
+
+	if (!vr)
+		return -EPROTO;
+	vring_set_queue_fd(s, vr, &vr->err_fd, vhost_msg_take_fd(m, 0));
+	return 0;
+}
+
+static int h_set_vring_enable(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "SET_VRING_ENABLE");
+	uint32_t on = m->payload.state.num;
+
+	if (!vr)
+		return -EPROTO;
+	if (on > 1) {
+		bad(s, "SET_VRING_ENABLE: invalid value %u", on);
+		return -EPROTO;
+	}
+	if (!on && vr->started) {
+		/* A disabled block queue is simply not served: stop it, keeping
+		 * its base so that enabling resumes where it stopped. */
+		vring_stop(s, vr);
+		return H_PENDING;
+	}
+	vr->enabled = on;
+	if (on)
+		vring_try_start(s, vr);
+	return 0;
+}
+
+/* Config space access within the device's config size? */
+static bool config_range_ok(const struct vhost_server *s, const struct vhost_msg_config *c)
+{
+	return c->offset <= s->info.config_size && c->size <= s->info.config_size - c->offset;
+}
+
+static int h_get_config(struct vhost_server *s, struct vhost_msg *m)
+{
+	const struct vhost_msg_config *c = &m->payload.config;
+	union vhost_msg_payload r;
+	int ret = -ENOTSUP;
+
+	if (!config_range_ok(s, c)) {
+		bad(s, "GET_CONFIG: offset %u size %u beyond config space (%u bytes)",
+		    c->offset, c->size, s->info.config_size);
+		return -EPROTO;
+	}
+	memset(&r, 0, sizeof(r));
+	r.config.offset = c->offset;
+	r.config.size = c->size;
+	r.config.flags = c->flags;
+	if (s->ops->get_config)
+		ret = s->ops->get_config(s->opaque, c->offset, r.config.payload, c->size);
+	if (ret) {
+		/* An empty payload is the protocol's way of saying "failed". */
+		log_rl(LOG_WARN, "vhost %s: GET_CONFIG: device refused: %s", s->name,
+		       strerror(-ret));
+		return send_reply(s, m->hdr.request, NULL, 0);
+	}
+	return send_reply(s, m->hdr.request, &r, VHOST_USER_CONFIG_HDR_SIZE + c->size);
+}
+
+static int h_set_config(struct vhost_server *s, struct vhost_msg *m)
+{
+	const struct vhost_msg_config *c = &m->payload.config;
+	int ret = -ENOTSUP;
+
+	/* The guest may reach this through its config writes: refuse, never
+	 * close. */
+	if (!config_range_ok(s, c) || c->flags > VHOST_SET_CONFIG_TYPE_MIGRATION) {
+		bad(s, "SET_CONFIG: offset %u size %u flags %u refused", c->offset,
+		    c->size, c->flags);
+		return H_NACK;
+	}
+	if (s->ops->set_config)
+		ret = s->ops->set_config(s->opaque, c->offset, c->payload, c->size);
+	return ret ? H_NACK : 0;
+}
+
+typedef int (*handler_fn)(struct vhost_server *s, struct vhost_msg *m);
+
+static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
+	[VHOST_USER_GET_FEATURES] = h_get_features,
+	[VHOST_USER_SET_FEATURES] = h_set_features,
+	[VHOST_USER_SET_OWNER] = h_set_owner,
+	[VHOST_USER_RESET_OWNER] = h_reset_owner,
+	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
+	[VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
+	[VHOST_USER_SET_VRING_BASE] = h_set_vring_base,
+	[VHOST_USER_GET_VRING_BASE] = h_get_vring_base,
+	[VHOST_USER_SET_VRING_KICK] = h_set_vring_kick,
+	[VHOST_USER_SET_VRING_CALL] = h_set_vring_call,
+	[VHOST_USER_SET_VRING_ERR] = h_set_vring_err,
+	[VHOST_USER_GET_PROTOCOL_FEATURES] = h_get_protocol_features,
+	[VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
+	[VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
+	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
+	[VHOST_USER_GET_CONFIG] = h_get_config,
+	[VHOST_USER_SET_CONFIG] = h_set_config,
+	[VHOST_USER_GET_MAX_MEM_SLOTS] = h_get_max_mem_slots,
+	[VHOST_USER_ADD_MEM_REG] = h_add_mem_reg,
+	[VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
+};
+
+static int handle(struct vhost_server *s, struct vhost_msg *m)
+{
+	uint32_t req = m->hdr.request;
+	handler_fn h = req < VHOST_USER_REQUEST_MAX ? handlers[req] : NULL;
+
+	if (h)
+		return h(s, m);
+	/* Not implemented: refuse politely if the frontend asked for an
+	 * answer; otherwise it might wait for a reply we cannot know. */
+	bad(s, "unsupported request %u", req);
+	if ((m->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && reply_ack_on(s))
+		return H_NACK;
+	return -EPROTO;
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+static void conn_cb(void *opaque, uint32_t events);
+
+static void conn_pause(struct vhost_server *s)
+{
+	if (s->conn_watched) {
+		loop_del_fd(s->ctrl, s->conn_fd);
+		s->conn_watched = false;
+	}
+}
+
+static int conn_resume(struct vhost_server *s)
+{
+	int ret;
+
+	if (s->conn_watched || s->conn_fd < 0 || s->closing)
+		return 0;
+	ret = loop_add_fd(s->ctrl, s->conn_fd, EPOLLIN, conn_cb, s);
+	if (ret) {
+		log_err("vhost %s: watching the connection: %s", s->name, strerror(-ret));
+		return ret;
+	}
+	s->conn_watched = true;
+	return 0;
+}
+
+/* The handler of rx.msg returned @r (not H_PENDING): ack, then next. */
+static void finish_msg(struct vhost_server *s, int r)
+{
+	struct vhost_msg *m = &s->rx.msg;
+
+	if (r < 0) {
+		conn_close(s);
+		return;
+	}
+	if ((m->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && reply_ack_on(s) &&
+	    !vhost_msg_has_reply(m->hdr.request)) {
+		if (reply_u64(s, m->hdr.request, r == 0 ? 0 : 1)) {
+			conn_close(s);
+			return;
+		}
+	}
+	vhost_msg_rx_reset(&s->rx);
+}
+
+/* Run the handler for the complete, well-formed rx.msg. */
+static void conn_dispatch(struct vhost_server *s)
+{
+	int r;
+
+	s->in_dispatch = true;
+	do {
+		r = handle(s, &s->rx.msg);
+	} while (r == H_PENDING && !s->stops_pending);
+	s->in_dispatch = false;
+	if (r == H_PENDING) {
+		/* No more messages until the device has stopped the queues. */
+		s->msg_pending = true;
+		conn_pause(s);
+		return;
+	}
+	finish_msg(s, r);
+}
+
+static void conn_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	const char *why;
+	int ret;
+
+	/* Bounded batch; the loop is level-triggered and brings us back. */
+	for (int n = 0; n < 64 && s->conn_watched; n++) {
+		ret = vhost_msg_rx_read(s->conn_fd, &s->rx);
+		if (ret == 0)
+			return;
+		if (ret < 0) {
+			if (ret == -EPIPE && s->rx.hdr_got == 0)
+				log_debug("vhost %s: frontend disconnected", s->name);
+			else
+				bad(s, "receive: %s", ret == -EPIPE ? "truncated message" :
+				    ret == -EMSGSIZE ? "message too large" :
+				    ret == -EBADMSG ? "too many fds" : strerror(-ret));
+			conn_close(s);
+			return;
+		}
+		if (vhost_msg_check(&s->rx.msg, &why)) {
+			bad(s, "malformed %s (request %u, size %u, %u fds): %s",
+			    vhost_msg_name(s->rx.msg.hdr.request), s->rx.msg.hdr.request,
+			    s->rx.msg.hdr.size, s->rx.msg.nfds, why);
+			conn_close(s);
+			return;
+		}
+		log_debug("vhost %s: %s", s->name, vhost_msg_name(s->rx.msg.hdr.request));
+		conn_dispatch(s);
+	}
+}
+
+static void server_free(struct vhost_server *s)
+{
+	sem_t *sem = s->destroyed;
+
+	free(s->vrings);
+	free(s->vpriv);
+	free(s->path);
+	free(s);
+	if (sem)
+		sem_post(sem);
+}
+
+static void listen_watch(struct vhost_server *s, bool on)
+{
+	int ret;
+
+	if (s->listen_fd < 0 || s->listen_watched == on)
+		return;
+	if (on) {
+		ret = loop_add_fd(s->ctrl, s->listen_fd, EPOLLIN, listen_cb, s);
+		if (ret) {
+			log_err("vhost %s: watching the socket: %s", s->name, strerror(-ret));
+			return;
+		}
+	} else {
+		loop_del_fd(s->ctrl, s->listen_fd);
+	}
+	s->listen_watched = on;
+}
+
+/* Every ring is stopped: drop the session and listen again. */
+static void conn_finish_close(struct vhost_server *s)
+{
+	for (unsigned i = 0; i < s->info.num_queues; i++)
+		vring_reset(s, i);
+	gmem_put(s->mem);
+	s->mem = NULL;
+	gmem_put(s->next_mem);
+	s->next_mem = NULL;
+	s->features = 0;
+	s->protocol_features = 0;
+	s->owner = false;
+	vhost_msg_rx_reset(&s->rx);
+	s->msg_pending = false;
+	conn_pause(s);
+	close_fd(&s->conn_fd);
+	s->closing = false;
+	if (s->ops->disconnected)
+		s->ops->disconnected(s->opaque);
+	if (s->destroying) {
+		server_free(s);
+		return;
+	}
+	listen_watch(s, true);
+}
+
+/* Close the connection: stop rings (maybe asynchronously), then tear down.
+ * @s may be freed on return if it is being destroyed. */
+static void conn_close(struct vhost_server *s)
+{
+	if (s->conn_fd < 0 || s->closing)
+		return;
+	s->closing = true;
+	s->msg_pending = false;
+	conn_pause(s);
+	s->in_dispatch = true;
+	stop_all(s);
+	s->in_dispatch = false;
+	if (!s->stops_pending)
+		conn_finish_close(s);
+}
+
+/* Every queue stop has completed. */
+static void server_resume(struct vhost_server *s)
+{
+	if (s->closing) {
+		conn_finish_close(s);
+		return;
+	}
+	if (!s->msg_pending)
+		return;
+	s->msg_pending = false;
+	conn_dispatch(s);
+	if (!s->msg_pending && s->conn_fd >= 0)
+		conn_resume(s);
+}
+
+static int conn_open(struct vhost_server *s, int fd)
+{
+	int ret;
+
+	s->conn_fd = fd;
+	vhost_msg_rx_init(&s->rx);
+	ret = conn_resume(s);
+	if (ret) {
+		s->conn_fd = -1;
+		return ret;
+	}
+	/* One frontend at a time: others wait in the backlog. */
+	listen_watch(s, false);
+	log_info("vhost %s: frontend connected", s->name);
+	return 0;
+}
+
+static void listen_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	int fd;
+
+	fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_rl(LOG_ERR, "vhost %s: accept: %s", s->name, strerror(errno));
+		return;
+	}
+	if (s->conn_fd >= 0 || conn_open(s, fd))
+		close(fd);
+}
+
+/* ---- socket setup ----------------------------------------------------- */
+
+/* Is a live process listening on @sa? ECONNREFUSED means a stale file. */
+static int probe_stale(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
+	close(fd);
+	if (ret == -ECONNREFUSED)
+		return 0;
+	return -EADDRINUSE;
+}
+
+static int listen_on_path(struct vhost_server *s, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		if (ret != -EADDRINUSE)
+			goto err_close;
+		/* Replace only a socket file nobody answers on. */
+		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			ret = -EADDRINUSE;
+			goto err_close;
+		}
+		ret = probe_stale(&sa);
+		if (ret)
+			goto err_close;
+		log_info("vhost: replacing stale socket %s", path);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			ret = -errno;
+			goto err_close;
+		}
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			ret = -errno;
+			goto err_close;
+		}
+	}
+	if (lstat(path, &st) < 0) {
+		ret = -errno;
+		goto err_unlink;
+	}
+	if (listen(fd, LISTEN_BACKLOG) < 0) {
+		ret = -errno;
+		goto err_unlink;
+	}
+	s->path = strdup(path);
+	if (!s->path) {
+		ret = -ENOMEM;
+		goto err_unlink;
+	}
+	s->sock_dev = st.st_dev;
+	s->sock_ino = st.st_ino;
+	s->listen_fd = fd;
+	return 0;
+
+err_unlink:
+	unlink(path);
+err_close:
+	close(fd);
+	return ret;
+}
+
+/* Remove our socket file, unless someone replaced it meanwhile. */
+static void unlink_path(struct vhost_server *s)
+{
+	struct stat st;
+
+	if (s->path && lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
+	    st.st_ino == s->sock_ino)
+		unlink(s->path);
+}
+
+/* An inherited fd: a listening socket, or an already connected one. */
+static int adopt_fd(struct vhost_server *s, int fd)
+{
+	int type, acc, fl;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	if (type != SOCK_STREAM)
+		return -EINVAL;
+	len = sizeof(acc);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return -errno;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	if (acc)
+		s->listen_fd = fd;
+	else
+		s->conn_fd = fd;
+	return 0;
+}
+
+struct create_args {
+	struct vhost_server *s;
+	int ret;
+};
+
+static void create_in_loop(void *arg)
+{
+	struct create_args *a = arg;
+	struct vhost_server *s = a->s;
+	int fd = s->conn_fd;
+
+	if (fd >= 0) {
+		s->conn_fd = -1;
+		a->ret = conn_open(s, fd);
+		if (a->ret)
+			s->conn_fd = fd;   /* still ours to close */
+		return;
+	}
+	listen_watch(s, true);
+	a->ret = s->listen_watched ? 0 : -ENOMEM;
+}
+
+int vhost_server_create(struct loop *ctrl, const char *path, int fd,
+			const struct vhost_dev_info *info,
+			const struct vhost_dev_ops *ops, void *opaque,
+			struct vhost_server **out)
+{
+	struct create_args a;
+	struct vhost_server *s;
+	int ret;
+
+	if (!ctrl || !info || !ops || !ops->queue_start || !ops->queue_stop ||
+	    !ops->queue_exec || info->num_queues == 0 || info->num_queues > VHOST_MAX_QUEUES ||
+	    info->max_queue_size == 0 || info->max_queue_size > VIRTQ_MAX_SIZE ||
+	    (!path && fd < 0))
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ctrl = ctrl;
+	s->info = *info;
+	s->ops = ops;
+	s->opaque = opaque;
+	s->listen_fd = -1;
+	s->conn_fd = -1;
+	vhost_msg_rx_init(&s->rx);
+	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));
+	s->vpriv = calloc(info->num_queues, sizeof(*s->vpriv));
+	if (!s->vrings || !s->vpriv) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for (unsigned i = 0; i < info->num_queues; i++) {
+		s->vrings[i].kick_fd = s->vrings[i].call_fd = s->vrings[i].err_fd = -1;
+		vring_reset(s, i);
+	}
+	if (path) {
+		snprintf(s->name, sizeof(s->name), "%s", path);
+		ret = listen_on_path(s, path);
+	} else {
+		snprintf(s->name, sizeof(s->name), "fd %d", fd);
+		ret = adopt_fd(s, fd);
+	}
+	if (ret)
+		goto err_free;
+
+	a = (struct create_args){ .s = s };
+	loop_call(ctrl, create_in_loop, &a);
+	if (a.ret) {
+		ret = a.ret;
+		goto err_close;
+	}
+	*out = s;
+	return 0;
+
+err_close:
+	if (s->listen_fd >= 0 && path) {
+		unlink_path(s);
+		close(s->listen_fd);
+	}
+	/* An inherited fd stays the caller's on failure. */
+err_free:
+	server_free(s);
+	return ret;
+}
+
+static void destroy_in_loop(void *arg)
+{
+	struct vhost_server *s = arg;
+
+	s->destroying = true;
+	listen_watch(s, false);
+	if (s->listen_fd >= 0) {
+		unlink_path(s);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	if (s->conn_fd >= 0) {
+		if (!s->closing)
+			conn_close(s);   /* frees s once the rings are stopped */
+		return;
+	}
+	server_free(s);
+}
+
+void vhost_server_destroy(struct vhost_server *s)
+{
+	sem_t sem;
+
+	if (!s)
+		return;
+	if (loop_in_thread(s->ctrl)) {
+		/* Freed now, or when the last queue_stop done() arrives. */
+		destroy_in_loop(s);
+		return;
+	}
+	sem_init(&sem, 0, 0);
+	s->destroyed = &sem;
+	loop_call(s->ctrl, destroy_in_loop, s);
+	while (sem_wait(&sem) < 0 && errno == EINTR)
+		;
+	sem_destroy(&sem);
+}
+
+bool vhost_server_connected(const struct vhost_server *s)
+{
+	return s->conn_fd >= 0 && !s->closing;
+}
+
+void vhost_vring_signal_err(struct vhost_vring *vr)
+{
+	uint64_t one = 1;
+	ssize_t r UNUSED;
+
+	if (vr->err_fd >= 0)
+		r = write(vr->err_fd, &one, sizeof(one));
+}

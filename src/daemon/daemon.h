@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.h - vblkd's pieces: iothreads (a loop + a storage channel each)
+ * and exports (one storage + one blk device + one vhost-user socket, whose
+ * queues are spread over the iothreads).
+ */
+#ifndef VBLK_DAEMON_H
+#define VBLK_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk/blk.h"
+#include "loop/loop.h"
+#include "storage/storage.h"
+#include "vhost/vhost.h"
+
+struct equeue;
+
+/* One thread serving queues: owns its loop, its io_uring and its queues. */
+struct iothread {
+	unsigned index;
+	struct loop *loop;
+	struct storage_chan *chan;
+	struct equeue *dirty;     /* queues with completions not yet notified */
+};
+
+int iothread_create(unsigned index, struct iothread **out);
+void iothread_destroy(struct iothread *t);
+/* Context: the iothread. Queue q gets a notification check at batch end. */
+void iothread_mark_dirty(struct iothread *t, struct equeue *q);
+
+struct export_params {
+	const char *name;          /* for logs */
+	const char *socket_path;   /* or fd >= 0 */
+	int fd;
+	struct storage_params storage;
+	unsigned num_queues;
+	unsigned queue_size;       /* largest ring the frontend may set */
+	bool read_only;
+	bool writethrough;
+	bool packed;               /* offer VIRTIO_F_RING_PACKED */
+	const char *serial;
+};
+
+struct export;
+
+/*
+ * export_create - open the storage, build the blk device, listen on the
+ * socket. Queues are placed on iothreads[(first + i) % niothreads].
+ * Context: the control loop's thread, before or while it runs.
+ */
+int export_create(const struct export_params *p, struct loop *ctrl,
+		  struct iothread **iothreads, unsigned niothreads, unsigned first,
+		  struct export **out);
+/* Stops every queue (waiting for in-flight requests), closes the socket. */
+void export_destroy(struct export *e);
+
+#endif
