@@ -7,6 +7,8 @@
  * thread knowledge here.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +119,32 @@ static int gmem_check_new(const struct gmem *old, const struct gmem_region_desc 
 	return 0;
 }
 
+/*
+ * The region must lie inside the file: touching a mapping beyond the end of
+ * its file raises SIGBUS, which a frontend must not be able to cause. For a
+ * memfd that allows sealing, also forbid shrinking it from now on (QEMU's
+ * memory-backend-memfd seals by default; this covers other frontends).
+ * A regular file or memfd without seals could still be truncated later by
+ * the frontend; that residual risk is documented in docs/architecture.md.
+ */
+static int gmem_check_fd(int fd, const struct gmem_region_desc *d)
+{
+	struct stat st;
+	int seals;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		if ((uint64_t)st.st_size < d->mmap_offset ||
+		    (uint64_t)st.st_size - d->mmap_offset < d->size)
+			return -EINVAL;
+		seals = fcntl(fd, F_GET_SEALS);
+		if (seals >= 0 && !(seals & (F_SEAL_SHRINK | F_SEAL_SEAL)))
+			(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+	}
+	return 0;
+}
+
 int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
 	     struct gmem **out)
 {
@@ -129,6 +157,9 @@ int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
 	int ret;
 
 	ret = gmem_check_new(old, d);
+	if (ret)
+		return ret;
+	ret = gmem_check_fd(fd, d);
 	if (ret)
 		return ret;
 	map_off = d->mmap_offset & ~(page - 1);

@@ -5,6 +5,7 @@
  * shared mappings across snapshots (checked in /proc/self/maps).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -285,10 +286,40 @@ static void test_lifetime(int fd)
 	is(count_maps(), 0, "everything unmapped after the last put");
 }
 
+/* A region must lie inside its fd; a sealable memfd is sealed against
+ * shrinking so that a mapped region cannot later raise SIGBUS. */
+static void test_fd_bounds(int fd)
+{
+	struct gmem_region_desc d = { .gpa = 0, .size = PAGE, .uva = 0x1000000 };
+	struct gmem *m = NULL;
+	int sfd;
+
+	d.mmap_offset = (uint64_t)FD_PAGES * PAGE;
+	is(gmem_add(NULL, &d, fd, &m), -EINVAL, "region starting at the end of the fd is refused");
+	d.mmap_offset = (uint64_t)(FD_PAGES - 1) * PAGE;
+	d.size = 2 * PAGE;
+	is(gmem_add(NULL, &d, fd, &m), -EINVAL, "region running past the end of the fd is refused");
+	d.mmap_offset = UINT64_MAX - PAGE;
+	d.size = PAGE;
+	is(gmem_add(NULL, &d, fd, &m), -EINVAL, "offset near 2^64 is refused");
+
+	sfd = memfd_create("vblk-gmem-seal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (sfd < 0 || ftruncate(sfd, 4 * PAGE))
+		tap_bail("memfd: %s", strerror(errno));
+	d.mmap_offset = 0;
+	d.size = 4 * PAGE;
+	is(gmem_add(NULL, &d, sfd, &m), 0, "region inside a sealable memfd maps");
+	ok(fcntl(sfd, F_GET_SEALS) & F_SEAL_SHRINK, "the memfd is now sealed against shrinking");
+	ok(ftruncate(sfd, PAGE) < 0 && errno == EPERM, "so the frontend cannot shrink it under us");
+	gmem_put(m);
+	close(sfd);
+}
+
 int main(void)
 {
 	int fd = make_fd();
 
+	test_fd_bounds(fd);
 	test_validation(fd);
 	test_full_table(fd);
 	test_translation(fd);
