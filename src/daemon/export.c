@@ -216,6 +216,11 @@ static void equeue_start_fn(void *arg)
 		q->running = false;
 		return;
 	}
+	/* Requests a previous instance had in flight when it died come back
+	 * first (virtq_pop returns them before any new chain). */
+	if (virtq_resubmit_pending(&vr->vq))
+		log_info("%s: queue %u: resubmitting %u requests left in flight", q->exp->name,
+			 vr->index, virtq_resubmit_pending(&vr->vq));
 	/* Buffers may be waiting already (reconnect, or a kick before start). */
 	equeue_process(q);
 }

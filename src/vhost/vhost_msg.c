@@ -254,6 +254,8 @@ static const struct rule rules[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_CONFIG] = { "SET_CONFIG", R_CONFIG, 0, 0, 0 },
 	FIXED(GET_MAX_MEM_SLOTS, 0, 0, 1),
 	FIXED(ADD_MEM_REG, sizeof(struct vhost_msg_mem_single), 1, 0),
+	FIXED(GET_INFLIGHT_FD, sizeof(struct vhost_msg_inflight), 0, 1),
+	FIXED(SET_INFLIGHT_FD, sizeof(struct vhost_msg_inflight), 1, 0),
 	[VHOST_USER_REM_MEM_REG] = { "REM_MEM_REG", R_FIXED_FD01, 0, 0,
 				     sizeof(struct vhost_msg_mem_single) },
 };

@@ -150,6 +150,15 @@ struct vhost_msg_config {
 	uint8_t payload[VHOST_USER_MAX_CONFIG_SIZE];
 };
 
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD (natural alignment: 24 bytes). */
+struct vhost_msg_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t padding;
+};
+
 union vhost_msg_payload {
 	uint64_t u64;
 	struct vhost_msg_vring_state state;
@@ -157,6 +166,7 @@ union vhost_msg_payload {
 	struct vhost_msg_memory memory;
 	struct vhost_msg_mem_single mem_reg;
 	struct vhost_msg_config config;
+	struct vhost_msg_inflight inflight;
 	uint8_t raw[1];
 };
 
@@ -168,6 +178,7 @@ _Static_assert(sizeof(struct vhost_msg_vring_addr) == 40, "vring addr layout");
 _Static_assert(sizeof(struct vhost_msg_mem_region) == 32, "region layout");
 _Static_assert(offsetof(struct vhost_msg_memory, regions) == 8, "memory table layout");
 _Static_assert(sizeof(struct vhost_msg_mem_single) == 40, "single region layout");
+_Static_assert(sizeof(struct vhost_msg_inflight) == 24, "inflight description layout");
 _Static_assert(offsetof(struct vhost_msg_config, payload) == VHOST_USER_CONFIG_HDR_SIZE,
 	       "config header layout");
 

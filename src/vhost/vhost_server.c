@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,7 +46,8 @@
 	((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | \
-	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 /* Per-vring state that is vhost's business only. */
 struct vring_priv {
@@ -83,6 +85,12 @@ struct vhost_server {
 	struct gmem *next_mem;      /* built by a memory message awaiting stops */
 	struct vhost_vring *vrings;
 	struct vring_priv *vpriv;
+	bool features_set;          /* SET_FEATURES seen this session */
+	/* SET_INFLIGHT_FD: the shared inflight area, one region per queue */
+	int inflight_fd;
+	void *inflight;
+	uint64_t inflight_size;
+	unsigned inflight_nq, inflight_qsize;
 
 	struct vhost_msg_rx rx;
 	bool msg_pending;           /* rx.msg waits for queue stops */
@@ -91,6 +99,7 @@ struct vhost_server {
 };
 
 static void conn_close(struct vhost_server *s);
+static void inflight_unmap(struct vhost_server *s);
 static void server_resume(struct vhost_server *s);
 static void listen_cb(void *opaque, uint32_t events);
 
@@ -237,6 +246,21 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 		.device = rp.device,
 		.base = vr->base,
 	};
+	if (s->inflight) {
+		uint64_t rsz = virtq_inflight_size(s->inflight_qsize, packed);
+
+		/* The region must fit, and cover every descriptor. */
+		if (vr->index >= s->inflight_nq || vr->num > s->inflight_qsize ||
+		    (uint64_t)(vr->index + 1) * rsz > s->inflight_size) {
+			bad(s, "vring %u: inflight area (%u queues of %u) does not fit the ring "
+			    "(size %u); not started", vr->index, s->inflight_nq,
+			    s->inflight_qsize, vr->num);
+			return;
+		}
+		cfg.inflight = (uint8_t *)s->inflight + vr->index * rsz;
+		cfg.inflight_num = s->inflight_qsize;
+	}
+	virtq_fini(&vr->vq);
 	ret = virtq_init(&vr->vq, &cfg);
 	if (ret) {
 		bad(s, "vring %u: invalid ring (num %u, base %u); not started", vr->index,
@@ -249,6 +273,7 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 	if (ret) {
 		log_rl(LOG_ERR, "vhost %s: vring %u: device failed to start: %s", s->name,
 		       vr->index, strerror(-ret));
+		virtq_fini(&vr->vq);
 		vr->started = false;
 		gmem_put(vr->mem);
 		vr->mem = NULL;
@@ -271,6 +296,7 @@ static void stop_done(void *arg)
 	vr->base = virtq_get_base(&vr->vq);
 	p->used_base = (uint16_t)((vr->vq.used_idx & 0x7fff) |
 				  ((unsigned)vr->vq.used_wrap_counter << 15));
+	virtq_fini(&vr->vq);
 	vr->started = false;
 	gmem_put(vr->mem);
 	vr->mem = NULL;
@@ -301,6 +327,7 @@ static void vring_reset(struct vhost_server *s, unsigned i)
 	close_fd(&vr->call_fd);
 	close_fd(&vr->err_fd);
 	gmem_put(vr->mem);
+	virtq_fini(&vr->vq);
 	memset(vr, 0, sizeof(*vr));
 	vr->index = i;
 	vr->kick_fd = vr->call_fd = vr->err_fd = -1;
@@ -453,6 +480,7 @@ static int h_set_features(struct vhost_server *s, struct vhost_msg *m)
 		return -EPROTO;
 	}
 	s->features = f;
+	s->features_set = true;
 	if (s->ops->set_features)
 		s->ops->set_features(s->opaque, f);
 	vring_try_start_all(s);
@@ -492,7 +520,9 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 	gmem_put(s->mem);
 	s->mem = NULL;
 	s->features = 0;
+	s->features_set = false;
 	s->owner = false;
+	inflight_unmap(s);
 	return 0;
 }
 
@@ -660,12 +690,13 @@ static int h_set_vring_base(struct vhost_server *s, struct vhost_msg *m)
 		/*
 		 * Packed: bits 0-15 the avail index and wrap counter, bits 16-31
 		 * the used ones (QEMU sends both). virtq resumes with used ==
-		 * avail: requests in flight at the frontend's last stop are not
-		 * resubmitted (no inflight tracking yet).
+		 * avail; with an inflight area the area decides instead (after a
+		 * crash QEMU sends a stale position) and in-flight requests are
+		 * resubmitted.
 		 */
 		uint16_t avail = (uint16_t)num, used = (uint16_t)(num >> 16);
 
-		if (used != avail)
+		if (used != avail && !s->inflight)
 			log_rl(LOG_WARN, "vhost %s: vring %u: resuming packed ring at avail %#x, "
 			       "used %#x: in-flight requests are lost", s->name, vr->index,
 			       avail, used);
@@ -767,6 +798,161 @@ static int h_set_vring_enable(struct vhost_server *s, struct vhost_msg *m)
 	return 0;
 }
 
+/* ---- inflight tracking ------------------------------------------------- */
+
+/* Largest area we create or map: every queue at the largest ring size. */
+#define INFLIGHT_MAX_SIZE \
+	((uint64_t)VHOST_MAX_QUEUES * (32 + 32 * (uint64_t)VIRTQ_MAX_SIZE + 64))
+
+static bool inflight_on(const struct vhost_server *s)
+{
+	return s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+}
+
+static void inflight_unmap(struct vhost_server *s)
+{
+	if (s->inflight)
+		munmap(s->inflight, s->inflight_size);
+	s->inflight = NULL;
+	s->inflight_size = 0;
+	s->inflight_nq = s->inflight_qsize = 0;
+	close_fd(&s->inflight_fd);
+}
+
+/* Queue count and size of an inflight description within our limits? */
+static bool inflight_geometry_ok(struct vhost_server *s, const struct vhost_msg_inflight *in,
+				 const char *req)
+{
+	if (in->num_queues == 0 || in->num_queues > s->info.num_queues ||
+	    in->queue_size == 0 || in->queue_size > s->info.max_queue_size) {
+		bad(s, "%s: %u queues of %u entries: beyond %u queues of %u", req,
+		    in->num_queues, in->queue_size, s->info.num_queues, s->info.max_queue_size);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Bytes the area needs. Before SET_FEATURES the ring format is unknown:
+ * size for the larger (packed) layout if we offer it, so either fits.
+ */
+static uint64_t inflight_area_size(const struct vhost_server *s, unsigned nq, unsigned qsize,
+				   bool creating)
+{
+	bool packed = vring_is_packed(s);
+
+	if (!s->features_set)
+		packed = creating && (offered_features(s) & (1ull << VIRTIO_F_RING_PACKED));
+	return (uint64_t)nq * virtq_inflight_size(qsize, packed);
+}
+
+static int send_inflight(struct vhost_server *s, uint32_t request,
+			 const struct vhost_msg_inflight *in, int fd)
+{
+	struct vhost_msg_hdr hdr = {
+		.request = request,
+		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+		.size = sizeof(*in),
+	};
+	int ret = vhost_msg_send(s->conn_fd, &hdr, in, sizeof(*in), &fd, fd >= 0 ? 1 : 0);
+
+	if (ret)
+		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
+		       vhost_msg_name(request), strerror(-ret));
+	return ret;
+}
+
+/*
+ * A new, zeroed area in a sealed memfd (it can never shrink under a
+ * mapping). We keep no reference: SET_INFLIGHT_FD hands it back. If we
+ * cannot make one, mmap_size 0 tells the frontend to do without.
+ */
+static int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct vhost_msg_inflight in = m->payload.inflight, r = { 0 };
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t size;
+	int fd, ret;
+
+	if (!inflight_on(s)) {
+		bad(s, "GET_INFLIGHT_FD: protocol feature not negotiated");
+		return -EPROTO;
+	}
+	if (!inflight_geometry_ok(s, &in, "GET_INFLIGHT_FD"))
+		return -EPROTO;
+	size = inflight_area_size(s, in.num_queues, in.queue_size, true);
+	size = (size + (uint64_t)page - 1) & ~((uint64_t)page - 1);
+	fd = memfd_create("vblk-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		log_rl(LOG_ERR, "vhost %s: GET_INFLIGHT_FD: creating the area: %s", s->name,
+		       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return send_inflight(s, m->hdr.request, &r, -1);
+	}
+	r.mmap_size = size;
+	r.mmap_offset = 0;
+	r.num_queues = in.num_queues;
+	r.queue_size = in.queue_size;
+	ret = send_inflight(s, m->hdr.request, &r, fd);
+	close(fd);
+	return ret;
+}
+
+/*
+ * Map the area the frontend keeps for us (ours from GET_INFLIGHT_FD, or
+ * one a previous instance of the backend filled before it died). Rings
+ * pick their region up when they start; running ones are restarted.
+ */
+static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
+{
+	const struct vhost_msg_inflight *in = &m->payload.inflight;
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat st;
+	void *p;
+	int fd = m->fds[0];
+
+	if (!inflight_on(s)) {
+		bad(s, "SET_INFLIGHT_FD: protocol feature not negotiated");
+		return -EPROTO;
+	}
+	if (!inflight_geometry_ok(s, in, "SET_INFLIGHT_FD"))
+		return -EPROTO;
+	if (in->mmap_size < inflight_area_size(s, in->num_queues, in->queue_size, false) ||
+	    in->mmap_size > INFLIGHT_MAX_SIZE || in->mmap_offset % (uint64_t)page ||
+	    in->mmap_offset > INFLIGHT_MAX_SIZE) {
+		bad(s, "SET_INFLIGHT_FD: size %#llx offset %#llx invalid for %u queues of %u",
+		    (unsigned long long)in->mmap_size, (unsigned long long)in->mmap_offset,
+		    in->num_queues, in->queue_size);
+		return -EPROTO;
+	}
+	/* Mapping beyond the end of the file would SIGBUS on access. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    in->mmap_offset + in->mmap_size > (uint64_t)st.st_size) {
+		bad(s, "SET_INFLIGHT_FD: fd is not a file of at least %#llx bytes",
+		    (unsigned long long)(in->mmap_offset + in->mmap_size));
+		return -EPROTO;
+	}
+	/* Rings hold pointers into the old area: stop them first. */
+	if (stop_all(s) == H_PENDING)
+		return H_PENDING;
+	p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)in->mmap_offset);
+	if (p == MAP_FAILED) {
+		bad(s, "SET_INFLIGHT_FD: mmap: %s", strerror(errno));
+		return -EPROTO;
+	}
+	inflight_unmap(s);
+	s->inflight = p;
+	s->inflight_size = in->mmap_size;
+	s->inflight_nq = in->num_queues;
+	s->inflight_qsize = in->queue_size;
+	s->inflight_fd = vhost_msg_take_fd(m, 0);
+	vring_try_start_all(s);
+	return 0;
+}
+
 /* Config space access within the device's config size? */
 static bool config_range_ok(const struct vhost_server *s, const struct vhost_msg_config *c)
 {
@@ -840,6 +1026,8 @@ static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_MAX_MEM_SLOTS] = h_get_max_mem_slots,
 	[VHOST_USER_ADD_MEM_REG] = h_add_mem_reg,
 	[VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
+	[VHOST_USER_GET_INFLIGHT_FD] = h_get_inflight_fd,
+	[VHOST_USER_SET_INFLIGHT_FD] = h_set_inflight_fd,
 };
 
 static int handle(struct vhost_server *s, struct vhost_msg *m)
@@ -995,8 +1183,10 @@ static void conn_finish_close(struct vhost_server *s)
 	gmem_put(s->next_mem);
 	s->next_mem = NULL;
 	s->features = 0;
+	s->features_set = false;
 	s->protocol_features = 0;
 	s->owner = false;
+	inflight_unmap(s);
 	vhost_msg_rx_reset(&s->rx);
 	s->msg_pending = false;
 	conn_pause(s);
@@ -1230,6 +1420,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->opaque = opaque;
 	s->listen_fd = -1;
 	s->conn_fd = -1;
+	s->inflight_fd = -1;
 	vhost_msg_rx_init(&s->rx);
 	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));
 	s->vpriv = calloc(info->num_queues, sizeof(*s->vpriv));

@@ -7,6 +7,7 @@
  * sticky broken state. Knows nothing of fds, threads or sockets.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/compiler.h"
@@ -30,6 +31,16 @@ void virtq_area_sizes(unsigned num, bool packed, uint64_t *desc, uint64_t *drive
 		  sizeof(uint16_t);
 }
 
+uint64_t virtq_inflight_size(unsigned inflight_num, bool packed)
+{
+	uint64_t n = packed ? sizeof(struct virtq_inflight_packed) +
+			      (uint64_t)inflight_num * sizeof(struct virtq_inflight_desc_packed)
+			    : sizeof(struct virtq_inflight_split) +
+			      (uint64_t)inflight_num * sizeof(struct virtq_inflight_desc_split);
+
+	return (n + 63) & ~(uint64_t)63;
+}
+
 /*
  * virtq_init - common checks (size range, non-NULL areas) and fields, then
  * the format's own init checks alignment, size rules and base. Format init
@@ -38,18 +49,69 @@ void virtq_area_sizes(unsigned num, bool packed, uint64_t *desc, uint64_t *drive
  */
 int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 {
+	int ret;
+
 	if (!vq || !cfg || cfg->num == 0 || cfg->num > VIRTQ_MAX_SIZE ||
 	    !cfg->desc || !cfg->driver || !cfg->device)
+		return -EINVAL;
+	if (cfg->inflight && (cfg->inflight_num < cfg->num || cfg->inflight_num > VIRTQ_MAX_SIZE ||
+			      (uintptr_t)cfg->inflight % 8))
 		return -EINVAL;
 	memset(vq, 0, sizeof(*vq));
 	vq->num = cfg->num;
 	vq->packed = cfg->packed;
 	vq->event_idx = cfg->event_idx;
 	vq->indirect = cfg->indirect;
-	return cfg->packed ? virtq_init_packed(vq, cfg) : virtq_init_split(vq, cfg);
+	ret = cfg->packed ? virtq_init_packed(vq, cfg) : virtq_init_split(vq, cfg);
+	if (ret || !cfg->inflight)
+		return ret;
+	/* Contents the frontend kept for us: anything wrong breaks the queue. */
+	vq->track = cfg->inflight;
+	vq->track_num = cfg->inflight_num;
+	if (cfg->packed)
+		virtq_track_init_packed(vq, cfg);
+	else
+		virtq_track_init_split(vq, cfg);
+	return 0;
 }
 
-/* Dispatch. Each format keeps vq->inflight itself (++ on pop, -- on push). */
+void virtq_fini(struct virtq *vq)
+{
+	free(vq->resubmit);
+	vq->resubmit = NULL;
+	vq->nresubmit = vq->resubmit_pos = 0;
+}
+
+unsigned virtq_resubmit_pending(const struct virtq *vq)
+{
+	return vq->nresubmit - vq->resubmit_pos;
+}
+
+static int resubmit_cmp(const void *a, const void *b)
+{
+	const struct virtq_resubmit *x = a, *y = b;
+
+	return x->counter < y->counter ? -1 : x->counter > y->counter;
+}
+
+void virtq_resubmit_set(struct virtq *vq, struct virtq_resubmit *list, unsigned n)
+{
+	uint64_t next = 0;
+
+	if (n) {   /* qsort(NULL, 0, ...) is undefined behaviour */
+		qsort(list, n, sizeof(*list), resubmit_cmp);
+		next = list[n - 1].counter + 1;
+	}
+	free(vq->resubmit);
+	vq->resubmit = list;
+	vq->nresubmit = n;
+	vq->resubmit_pos = 0;
+	/* New pops sort after every recovered one, should we crash again. */
+	vq->track_counter = next;
+}
+
+/* Dispatch. Each format keeps vq->inflight itself (++ on pop, -- on push).
+ * Recovered requests come first, in the order they were first popped. */
 int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	      struct iovec *iov, unsigned max_iov)
 {
@@ -61,6 +123,14 @@ int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	elem->out_num = 0;
 	elem->in_num = 0;
 	elem->ndesc = 0;
+	elem->inflight_head = elem->inflight_last = 0;
+	if (vq->resubmit_pos < vq->nresubmit) {
+		ret = vq->packed ? virtq_repop_packed(vq, mem, elem, iov, max_iov)
+				 : virtq_repop_split(vq, mem, elem, iov, max_iov);
+		if (vq->resubmit_pos == vq->nresubmit)
+			virtq_fini(vq);
+		return ret < 0 ? -EIO : ret;
+	}
 	ret = vq->packed ? virtq_pop_packed(vq, mem, elem, iov, max_iov)
 			 : virtq_pop_split(vq, mem, elem, iov, max_iov);
 	return ret < 0 ? -EIO : ret;
@@ -89,11 +159,15 @@ void virtq_disable_notify(struct virtq *vq)
 
 bool virtq_enable_notify(struct virtq *vq)
 {
-	return vq->packed ? virtq_enable_notify_packed(vq) : virtq_enable_notify_split(vq);
+	bool avail = vq->packed ? virtq_enable_notify_packed(vq) : virtq_enable_notify_split(vq);
+
+	return avail || (!vq->broken && vq->resubmit_pos < vq->nresubmit);
 }
 
 bool virtq_has_avail(struct virtq *vq)
 {
+	if (!vq->broken && vq->resubmit_pos < vq->nresubmit)
+		return true;
 	return vq->packed ? virtq_has_avail_packed(vq) : virtq_has_avail_split(vq);
 }
 

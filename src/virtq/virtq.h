@@ -45,17 +45,33 @@ struct virtq_config {
 	 * bit 15 the avail wrap counter; used index and wrap start equal.
 	 */
 	uint16_t base;
+	/*
+	 * Optional inflight tracking (vhost-user INFLIGHT_SHMFD): this queue's
+	 * region of the shared inflight area, laid out as the spec's
+	 * QueueRegionSplit / QueueRegionPacked with @inflight_num descriptor
+	 * states (num <= inflight_num <= VIRTQ_MAX_SIZE), at least
+	 * virtq_inflight_size(inflight_num, packed) bytes, 8-byte aligned.
+	 * NULL: no tracking. An area already in use (version 1) is recovered
+	 * from: base is then ignored, the resume point is derived from the
+	 * area and the ring, and the requests it holds are popped again first.
+	 */
+	void *inflight;
+	unsigned inflight_num;
 };
 
 /* Bytes each area needs for a ring of num entries. */
 void virtq_area_sizes(unsigned num, bool packed, uint64_t *desc, uint64_t *driver,
 		      uint64_t *device);
 
+/* Bytes one queue's inflight region needs (rounded up to 64). */
+uint64_t virtq_inflight_size(unsigned inflight_num, bool packed);
+
 /* One popped request. iov[0..out_num) are device-readable, the next in_num
  * device-writable. */
 struct virtq_elem {
 	uint16_t id;        /* split: head index; packed: buffer id */
 	uint16_t ndesc;     /* ring slots the chain used (packed: how far used skips) */
+	uint16_t inflight_head, inflight_last; /* packed tracking: its inflight entries */
 	unsigned out_num;
 	unsigned in_num;
 	struct iovec *iov;  /* points into the caller's array given to virtq_pop */
@@ -81,6 +97,14 @@ struct virtq {
 	bool avail_wrap_counter;
 	bool used_wrap_counter;
 	uint64_t inflight;          /* popped, not yet pushed */
+	/* inflight tracking (see virtq_config.inflight); NULL if off */
+	void *track;
+	unsigned track_num;         /* descriptor states in the region */
+	uint64_t track_counter;     /* order stamp of the next pop */
+	uint16_t track_batch_head;  /* split: last_batch_head */
+	uint16_t track_free;        /* packed: head of the free entry list */
+	struct virtq_resubmit *resubmit; /* recovered requests, in pop order */
+	unsigned nresubmit, resubmit_pos;
 };
 
 /*
@@ -89,8 +113,20 @@ struct virtq {
  */
 int virtq_init(struct virtq *vq, const struct virtq_config *cfg);
 
+/* virtq_fini - free what virtq_init allocated (the resubmit list). The
+ * ring state stays readable (virtq_get_base). Safe on a zeroed struct. */
+void virtq_fini(struct virtq *vq);
+
 /*
- * virtq_pop - take the next available chain, translate every buffer through
+ * virtq_resubmit_pending - requests recovered from the inflight area that
+ * virtq_pop has not yet returned again. virtq_pop returns all of them,
+ * in the order the driver made them available, before any new chain.
+ */
+unsigned virtq_resubmit_pending(const struct virtq *vq);
+
+/*
+ * virtq_pop - take the next available chain (or, first, the next request
+ * recovered from the inflight area, validated like a new one), translate every buffer through
  * @mem into host iovecs (split at region boundaries) in iov[0..max_iov).
  * Return: 1 and *elem filled; 0 if nothing is available; -EIO if the
  * queue is (now) broken (nothing filled).

@@ -30,7 +30,74 @@ const void *virtq_indirect_table(struct virtq *vq, const struct gmem *mem,
 				 uint64_t addr, uint32_t len, void *bounce,
 				 size_t bounce_size);
 
+/*
+ * The shared inflight area (vhost-user spec, "Inflight I/O tracking").
+ * Written by us, kept by the frontend across our crashes, and mapped by
+ * it too: everything read back is validated before use.
+ */
+struct virtq_inflight_desc_split {
+	uint8_t inflight;
+	uint8_t padding[5];
+	uint16_t next;
+	uint64_t counter;
+};
+
+struct virtq_inflight_split {
+	uint64_t features;
+	uint16_t version;
+	uint16_t desc_num;
+	uint16_t last_batch_head;
+	uint16_t used_idx;
+	struct virtq_inflight_desc_split desc[];
+};
+
+struct virtq_inflight_desc_packed {
+	uint8_t inflight;
+	uint8_t padding;
+	uint16_t next;
+	uint16_t last;
+	uint16_t num;
+	uint64_t counter;
+	uint16_t id;
+	uint16_t flags;
+	uint32_t len;
+	uint64_t addr;
+};
+
+struct virtq_inflight_packed {
+	uint64_t features;
+	uint16_t version;
+	uint16_t desc_num;
+	uint16_t free_head;
+	uint16_t old_free_head;
+	uint16_t used_idx;
+	uint16_t old_used_idx;
+	uint8_t used_wrap_counter;
+	uint8_t old_used_wrap_counter;
+	uint8_t padding[10];
+	struct virtq_inflight_desc_packed desc[];
+};
+
+_Static_assert(sizeof(struct virtq_inflight_desc_split) == 16, "spec layout");
+_Static_assert(sizeof(struct virtq_inflight_split) == 16, "spec layout");
+_Static_assert(sizeof(struct virtq_inflight_desc_packed) == 32, "spec layout");
+_Static_assert(sizeof(struct virtq_inflight_packed) == 32, "spec layout");
+
+#define VIRTQ_INFLIGHT_VERSION 1
+
+/* One recovered request: its head (split) or first entry (packed). */
+struct virtq_resubmit {
+	uint64_t counter;
+	uint16_t head;
+};
+
+/* Sort @n recovered requests by counter into vq->resubmit (takes @list). */
+void virtq_resubmit_set(struct virtq *vq, struct virtq_resubmit *list, unsigned n);
+
 int virtq_init_split(struct virtq *vq, const struct virtq_config *cfg);
+void virtq_track_init_split(struct virtq *vq, const struct virtq_config *cfg);
+int virtq_repop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		      struct iovec *iov, unsigned max_iov);
 int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 		    struct iovec *iov, unsigned max_iov);
 void virtq_push_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
@@ -40,6 +107,9 @@ bool virtq_enable_notify_split(struct virtq *vq);
 bool virtq_has_avail_split(struct virtq *vq);
 
 int virtq_init_packed(struct virtq *vq, const struct virtq_config *cfg);
+void virtq_track_init_packed(struct virtq *vq, const struct virtq_config *cfg);
+int virtq_repop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		       struct iovec *iov, unsigned max_iov);
 int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 		     struct iovec *iov, unsigned max_iov);
 void virtq_push_packed(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);

@@ -150,6 +150,59 @@ out_free_bounce:
 	return ret;
 }
 
+/*
+ * Inflight tracking, packed layout. A popped chain's descriptors are copied
+ * into entries taken from the region's free list (the ring slots may be
+ * overwritten by used entries before the chain completes); nothing counts
+ * until track_commit() moves old_free_head past them, so a chain we die in
+ * the middle of is simply popped again from the ring.
+ */
+struct track_cursor {
+	uint16_t cur;    /* next free entry */
+	uint16_t last;   /* entry holding the chain's last descriptor */
+};
+
+static int track_desc(struct virtq *vq, struct track_cursor *c, const struct pdesc_snap *d)
+{
+	struct virtq_inflight_packed *r = vq->track;
+	struct virtq_inflight_desc_packed *e;
+
+	if (c->cur >= vq->track_num) {
+		virtq_set_broken(vq, "packed: inflight area free list corrupt");
+		return -EIO;
+	}
+	e = &r->desc[c->cur];
+	WRITE_ONCE(e->addr, d->addr);
+	WRITE_ONCE(e->len, d->len);
+	WRITE_ONCE(e->id, d->id);
+	WRITE_ONCE(e->flags, d->flags);
+	c->last = c->cur;
+	c->cur = READ_ONCE(e->next);
+	return 0;
+}
+
+static void track_commit(struct virtq *vq, const struct track_cursor *c, unsigned n,
+			 struct virtq_elem *e)
+{
+	struct virtq_inflight_packed *r = vq->track;
+	uint16_t h = vq->track_free;
+
+	WRITE_ONCE(r->desc[h].num, (uint16_t)n);
+	WRITE_ONCE(r->desc[h].last, c->last);
+	WRITE_ONCE(r->desc[h].counter, vq->track_counter++);
+	WRITE_ONCE(r->desc[h].inflight, 1);
+	/* The entries before the commit, the commit before the request can
+	 * have any effect: pairs with virtq_track_init_packed() run by our
+	 * successor after a crash. */
+	smp_wmb();
+	WRITE_ONCE(r->free_head, c->cur);
+	WRITE_ONCE(r->old_free_head, c->cur);
+	smp_wmb();
+	vq->track_free = c->cur;
+	e->inflight_head = h;
+	e->inflight_last = c->last;
+}
+
 /**
  * virtq_pop_packed - take the chain at last_avail_idx (see virtq_pop()).
  * @vq: the queue; @mem: guest memory for this batch; @elem: filled on
@@ -164,6 +217,7 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 		     struct iovec *iov, unsigned max_iov)
 {
 	struct virtq_elem e = { .iov = iov };
+	struct track_cursor tc = { .cur = vq->track_free };
 	uint16_t idx = vq->last_avail_idx;
 	bool wrap = vq->avail_wrap_counter;
 	struct pdesc_snap d;
@@ -182,6 +236,8 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 	for (;;) {
 		read_desc_body(&vq->pdesc[idx], &d);
 		n++;
+		if (vq->track && track_desc(vq, &tc, &d) < 0)
+			return -EIO;
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			/* An indirect descriptor stands alone in the ring. */
@@ -211,11 +267,206 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 	/* The buffer id is the one in the last descriptor of the chain. */
 	e.id = d.id;
 	e.ndesc = (uint16_t)n;
+	if (vq->track)
+		track_commit(vq, &tc, n, &e);
 	vq->last_avail_idx = ring_advance(vq->num, vq->last_avail_idx, n,
 					  &vq->avail_wrap_counter);
 	vq->inflight++;
 	*elem = e;
 	return 1;
+}
+
+/*
+ * The next recovered request, rebuilt from the copies in the inflight
+ * area (its ring slots may hold used entries by now) and validated like a
+ * chain read from the ring. The ring position already accounts for it.
+ */
+int virtq_repop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		       struct iovec *iov, unsigned max_iov)
+{
+	struct virtq_inflight_packed *r = vq->track;
+	struct virtq_elem e = { .iov = iov };
+	uint16_t h = vq->resubmit[vq->resubmit_pos++].head, j = h, last = h;
+	struct pdesc_snap d = { 0 };
+	unsigned n, k;
+
+	if (h >= vq->track_num) {
+		virtq_set_broken(vq, "packed: inflight head out of range");
+		return -EIO;
+	}
+	n = READ_ONCE(r->desc[h].num);
+	if (n == 0 || n > vq->num) {
+		virtq_set_broken(vq, "packed: inflight chain length invalid");
+		return -EIO;
+	}
+	for (k = 0; k < n; k++) {
+		const struct virtq_inflight_desc_packed *s;
+
+		if (j >= vq->track_num) {
+			virtq_set_broken(vq, "packed: inflight chain link out of range");
+			return -EIO;
+		}
+		s = &r->desc[j];
+		d.addr = READ_ONCE(s->addr);
+		d.len = READ_ONCE(s->len);
+		d.id = READ_ONCE(s->id);
+		d.flags = READ_ONCE(s->flags);
+		if (!(d.flags & VRING_DESC_F_NEXT) != (k == n - 1)) {
+			virtq_set_broken(vq, "packed: inflight chain flags inconsistent");
+			return -EIO;
+		}
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (n != 1) {
+				virtq_set_broken(vq, "packed: indirect descriptor inside a chain");
+				return -EIO;
+			}
+			if (pop_indirect(vq, mem, &e, max_iov, &d) < 0)
+				return -EIO;
+		} else if (virtq_map_buf(vq, mem, &e, max_iov, d.addr, d.len,
+					 d.flags & VRING_DESC_F_WRITE) < 0) {
+			return -EIO;
+		}
+		last = j;
+		if (k + 1 < n)
+			j = READ_ONCE(s->next);
+	}
+	e.id = d.id;
+	e.ndesc = (uint16_t)n;
+	e.inflight_head = h;
+	e.inflight_last = last;
+	vq->inflight++;
+	*elem = e;
+	return 1;
+}
+
+/*
+ * virtq_track_init_packed - take over the inflight region: initialise a
+ * fresh one (every entry on the free list), or recover per the spec's
+ * "When reconnecting" rules: finish or roll back a push we died in (did
+ * the used flags reach the ring?), clear the marks of free entries, and
+ * resubmit what is still in flight in counter order. Both ring positions
+ * restart at the committed used position; popping resumes after the slots
+ * the in-flight chains occupy. Bad contents break the queue.
+ */
+void virtq_track_init_packed(struct virtq *vq, const struct virtq_config *cfg)
+{
+	struct virtq_inflight_packed *r = vq->track;
+	struct virtq_resubmit *list = NULL;
+	uint16_t fh, ofh, u, ou, i, k;
+	uint8_t w, ow;
+	unsigned n = 0, slots = 0;
+	bool wrap;
+
+	if (READ_ONCE(r->version) == 0) {
+		for (i = 0; i < vq->track_num; i++) {
+			memset(&r->desc[i], 0, sizeof(r->desc[i]));
+			r->desc[i].next = (uint16_t)(i + 1);   /* track_num ends it */
+		}
+		WRITE_ONCE(r->features, 0);
+		WRITE_ONCE(r->desc_num, (uint16_t)vq->track_num);
+		WRITE_ONCE(r->free_head, 0);
+		WRITE_ONCE(r->old_free_head, 0);
+		WRITE_ONCE(r->used_idx, vq->used_idx);
+		WRITE_ONCE(r->old_used_idx, vq->used_idx);
+		WRITE_ONCE(r->used_wrap_counter, vq->used_wrap_counter);
+		WRITE_ONCE(r->old_used_wrap_counter, vq->used_wrap_counter);
+		vq->track_free = 0;
+		/* Contents before the version that says they are valid. */
+		smp_wmb();
+		WRITE_ONCE(r->version, VIRTQ_INFLIGHT_VERSION);
+		return;
+	}
+	if (READ_ONCE(r->version) != VIRTQ_INFLIGHT_VERSION ||
+	    READ_ONCE(r->desc_num) != vq->track_num) {
+		virtq_set_broken(vq, "packed: inflight area: unknown version or size");
+		return;
+	}
+	fh = READ_ONCE(r->free_head);
+	ofh = READ_ONCE(r->old_free_head);
+	u = READ_ONCE(r->used_idx);
+	ou = READ_ONCE(r->old_used_idx);
+	w = READ_ONCE(r->used_wrap_counter);
+	ow = READ_ONCE(r->old_used_wrap_counter);
+	if (fh > vq->track_num || ofh > vq->track_num || u >= vq->num || ou >= vq->num ||
+	    w > 1 || ow > 1) {
+		virtq_set_broken(vq, "packed: inflight area: bad indices");
+		return;
+	}
+	/* A push in progress: if its used flags reached the ring, it
+	 * completed (commit it); otherwise roll it back. */
+	if ((u != ou || w != ow) &&
+	    !virtq_pflags_is_avail(read_desc_flags(&vq->pdesc[ou]), ow)) {
+		ofh = fh;
+		ou = u;
+		ow = w;
+	}
+	WRITE_ONCE(r->free_head, ofh);
+	WRITE_ONCE(r->used_idx, ou);
+	WRITE_ONCE(r->used_wrap_counter, ow);
+	WRITE_ONCE(r->old_free_head, ofh);
+	WRITE_ONCE(r->old_used_idx, ou);
+	WRITE_ONCE(r->old_used_wrap_counter, ow);
+
+	/* Free entries are not in flight, whatever they say (a pop we died
+	 * in). A free list longer than the region loops. */
+	for (i = ofh, k = 0; i < vq->track_num; k++) {
+		if (k >= vq->track_num) {
+			virtq_set_broken(vq, "packed: inflight free list loops");
+			return;
+		}
+		WRITE_ONCE(r->desc[i].inflight, 0);
+		i = READ_ONCE(r->desc[i].next);
+	}
+	for (i = 0; i < vq->track_num; i++) {
+		uint8_t f = READ_ONCE(r->desc[i].inflight);
+		uint16_t num, j = i;
+
+		if (f > 1) {
+			virtq_set_broken(vq, "packed: inflight area: bad descriptor state");
+			goto err;
+		}
+		if (!f)
+			continue;
+		num = READ_ONCE(r->desc[i].num);
+		if (num == 0 || num > vq->num || slots + num > vq->num) {
+			virtq_set_broken(vq, "packed: inflight chains exceed the ring");
+			goto err;
+		}
+		for (k = 1; k < num; k++) {
+			j = READ_ONCE(r->desc[j].next);
+			if (j >= vq->track_num) {
+				virtq_set_broken(vq, "packed: inflight chain link out of range");
+				goto err;
+			}
+		}
+		if (j != READ_ONCE(r->desc[i].last)) {
+			virtq_set_broken(vq, "packed: inflight chain end mismatch");
+			goto err;
+		}
+		slots += num;
+		if (!list) {
+			list = calloc(vq->num, sizeof(*list));
+			if (!list) {
+				virtq_set_broken(vq, "packed: inflight area: out of memory");
+				return;
+			}
+		}
+		list[n].head = i;
+		list[n].counter = READ_ONCE(r->desc[i].counter);
+		n++;
+	}
+	vq->used_idx = ou;
+	vq->used_wrap_counter = ow;
+	vq->signalled_used = virtq_pos(ou, ow);
+	wrap = ow;
+	vq->last_avail_idx = ring_advance(vq->num, ou, slots, &wrap);
+	vq->avail_wrap_counter = wrap;
+	vq->track_free = ofh;
+	virtq_resubmit_set(vq, list, n);
+	return;
+
+err:
+	free(list);
 }
 
 /**
@@ -227,22 +478,47 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 void virtq_push_packed(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	struct vring_packed_desc *d = &vq->pdesc[vq->used_idx];
-	uint16_t flags = virtq_pflags_used(vq->used_wrap_counter);
+	uint16_t flags = virtq_pflags_used(vq->used_wrap_counter), new_used;
+	struct virtq_inflight_packed *r = vq->track;
+	bool new_wrap = vq->used_wrap_counter;
 
-	if (unlikely(!vq->inflight || elem->ndesc == 0 || elem->ndesc > vq->num)) {
+	if (unlikely(!vq->inflight || elem->ndesc == 0 || elem->ndesc > vq->num ||
+		     (r && (elem->inflight_head >= vq->track_num ||
+			    elem->inflight_last >= vq->track_num)))) {
 		virtq_set_broken(vq, "packed: push of an element that was not popped");
 		return;
 	}
 	if (len)
 		flags |= VRING_DESC_F_WRITE;
+	new_used = ring_advance(vq->num, vq->used_idx, elem->ndesc, &new_wrap);
+	if (r) {
+		/* Spec order: free list and used position first (undone on
+		 * recovery unless the flags below reached the ring). */
+		WRITE_ONCE(r->desc[elem->inflight_last].next, vq->track_free);
+		vq->track_free = elem->inflight_head;
+		WRITE_ONCE(r->free_head, elem->inflight_head);
+		WRITE_ONCE(r->used_idx, new_used);
+		WRITE_ONCE(r->used_wrap_counter, new_wrap);
+		smp_wmb();
+	}
 	WRITE_ONCE(d->id, htole16(elem->id));
 	WRITE_ONCE(d->len, htole32(len));
 	/* Publish: a release store orders id and len before flags. Pairs with
 	 * the driver's read barrier after it sees the USED bit flip. */
 	__atomic_store_n(&d->flags, htole16(flags), __ATOMIC_RELEASE);
+	if (r) {
+		/* Flags, then the mark, then the commit: recovery looks at the
+		 * flags to tell a finished push from an unfinished one. */
+		smp_wmb();
+		WRITE_ONCE(r->desc[elem->inflight_head].inflight, 0);
+		smp_wmb();
+		WRITE_ONCE(r->old_free_head, elem->inflight_head);
+		WRITE_ONCE(r->old_used_idx, new_used);
+		WRITE_ONCE(r->old_used_wrap_counter, new_wrap);
+	}
 
-	vq->used_idx = ring_advance(vq->num, vq->used_idx, elem->ndesc,
-				    &vq->used_wrap_counter);
+	vq->used_idx = new_used;
+	vq->used_wrap_counter = new_wrap;
 	vq->inflight--;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/compiler.h"
 #include "virtq/virtq_internal.h"
@@ -63,37 +64,20 @@ static const struct vring_desc *split_indirect(struct virtq *vq, const struct gm
 	return virtq_indirect_table(vq, mem, addr, len, *bounce, *bounce ? len : 0);
 }
 
-int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
-		    struct iovec *iov, unsigned max_iov)
+/*
+ * Walk and map the chain at @head (already checked < num) into @elem.
+ * Return: 0, or -EIO with the queue broken.
+ */
+static int split_walk(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		      unsigned max_iov, uint16_t head)
 {
 	const struct vring_desc *table = vq->desc;
 	unsigned table_num = vq->num, count = 0;
 	bool in_indirect = false;
 	void *bounce = NULL;
-	uint16_t avail_idx, head, i;
+	uint16_t i;
 
-	if (vq->broken)
-		return -EIO;
-	if (vq->last_avail_idx == vq->shadow_avail_idx) {
-		avail_idx = READ_ONCE(vq->avail->idx);
-		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num) {
-			virtq_set_broken(vq, "avail index moved more than the ring size");
-			return -EIO;
-		}
-		vq->shadow_avail_idx = avail_idx;
-		if (avail_idx == vq->last_avail_idx)
-			return 0;
-		/* Ring entries and descriptors after the index: pairs with the
-		 * driver's smp_wmb() before it stores avail->idx. */
-		smp_rmb();
-	}
-	head = READ_ONCE(vq->avail->ring[vq->last_avail_idx & (vq->num - 1)]);
-	if (head >= vq->num) {
-		virtq_set_broken(vq, "avail ring head index out of range");
-		return -EIO;
-	}
 	elem->id = head;
-	elem->iov = iov;
 	elem->out_num = 0;
 	elem->in_num = 0;
 
@@ -152,9 +136,7 @@ int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem 
 	if (!in_indirect)
 		elem->ndesc = (uint16_t)count;
 	free(bounce);
-	vq->last_avail_idx++;
-	vq->inflight++;
-	return 1;
+	return 0;
 
 err:
 	free(bounce);
@@ -163,17 +145,184 @@ err:
 	return -EIO;
 }
 
+int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		    struct iovec *iov, unsigned max_iov)
+{
+	uint16_t avail_idx, head;
+
+	if (vq->broken)
+		return -EIO;
+	if (vq->last_avail_idx == vq->shadow_avail_idx) {
+		avail_idx = READ_ONCE(vq->avail->idx);
+		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num) {
+			virtq_set_broken(vq, "avail index moved more than the ring size");
+			return -EIO;
+		}
+		vq->shadow_avail_idx = avail_idx;
+		if (avail_idx == vq->last_avail_idx)
+			return 0;
+		/* Ring entries and descriptors after the index: pairs with the
+		 * driver's smp_wmb() before it stores avail->idx. */
+		smp_rmb();
+	}
+	head = READ_ONCE(vq->avail->ring[vq->last_avail_idx & (vq->num - 1)]);
+	if (head >= vq->num) {
+		virtq_set_broken(vq, "avail ring head index out of range");
+		return -EIO;
+	}
+	elem->iov = iov;
+	if (split_walk(vq, mem, elem, max_iov, head))
+		return -EIO;
+	if (vq->track) {
+		struct virtq_inflight_split *r = vq->track;
+
+		WRITE_ONCE(r->desc[head].counter, vq->track_counter++);
+		WRITE_ONCE(r->desc[head].inflight, 1);
+		/* Marked in flight before the request can have any effect
+		 * (the caller submits it after we return): pairs with the
+		 * recovery in virtq_track_init_split() by our successor. */
+		smp_wmb();
+	}
+	vq->last_avail_idx++;
+	vq->inflight++;
+	return 1;
+}
+
+/* The next recovered request: same checks as a new chain, but the avail
+ * ring and the inflight area already account for it. */
+int virtq_repop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
+		      struct iovec *iov, unsigned max_iov)
+{
+	uint16_t head = vq->resubmit[vq->resubmit_pos++].head;
+
+	if (head >= vq->num) {   /* checked at recovery; never trust twice */
+		virtq_set_broken(vq, "inflight area: head out of range");
+		return -EIO;
+	}
+	elem->iov = iov;
+	if (split_walk(vq, mem, elem, max_iov, head))
+		return -EIO;
+	vq->inflight++;
+	return 1;
+}
+
+/*
+ * virtq_track_init_split - take over the inflight region (see
+ * virtq_config.inflight): initialise a fresh one, or recover from one a
+ * previous instance left behind (the spec's "When reconnecting" rules):
+ * undo the last used batch if used->idx moved past it, then resubmit
+ * every entry still in flight, in counter order, and resume popping at
+ * used->idx + (entries in flight). Bad contents break the queue.
+ */
+void virtq_track_init_split(struct virtq *vq, const struct virtq_config *cfg)
+{
+	struct virtq_inflight_split *r = vq->track;
+	struct virtq_resubmit *list = NULL;
+	uint16_t used = vq->used_idx, ridx, avail;
+	unsigned n = 0, i;
+
+	if (READ_ONCE(r->version) == 0) {
+		/* Fresh (zeroed by whoever created it): make it ours. */
+		for (i = 0; i < vq->track_num; i++)
+			memset(&r->desc[i], 0, sizeof(r->desc[i]));
+		WRITE_ONCE(r->features, 0);
+		WRITE_ONCE(r->desc_num, (uint16_t)vq->track_num);
+		WRITE_ONCE(r->last_batch_head, 0);
+		WRITE_ONCE(r->used_idx, used);
+		/* Contents before the version that says they are valid. */
+		smp_wmb();
+		WRITE_ONCE(r->version, VIRTQ_INFLIGHT_VERSION);
+		return;
+	}
+	if (READ_ONCE(r->version) != VIRTQ_INFLIGHT_VERSION ||
+	    READ_ONCE(r->desc_num) != vq->track_num) {
+		virtq_set_broken(vq, "inflight area: unknown version or size");
+		return;
+	}
+	ridx = READ_ONCE(r->used_idx);
+	if (ridx != used) {
+		/* We died between publishing used->idx and recording it: the
+		 * last batch completed, whatever its inflight marks say. */
+		uint16_t batch = (uint16_t)(used - ridx), head = READ_ONCE(r->last_batch_head);
+
+		if (batch > vq->num) {
+			virtq_set_broken(vq, "inflight area: used index far from the ring's");
+			return;
+		}
+		for (i = 0; i < batch; i++) {
+			if (head >= vq->num) {
+				virtq_set_broken(vq, "inflight area: batch list out of range");
+				return;
+			}
+			WRITE_ONCE(r->desc[head].inflight, 0);
+			head = READ_ONCE(r->desc[head].next);
+		}
+		smp_wmb();
+		WRITE_ONCE(r->used_idx, used);
+	}
+	for (i = 0; i < vq->track_num; i++) {
+		uint8_t f = READ_ONCE(r->desc[i].inflight);
+
+		if (f > 1 || (f && i >= vq->num)) {
+			virtq_set_broken(vq, "inflight area: bad descriptor state");
+			goto err;
+		}
+		if (!f)
+			continue;
+		if (!list) {
+			list = calloc(vq->num, sizeof(*list));
+			if (!list) {
+				virtq_set_broken(vq, "inflight area: out of memory");
+				return;
+			}
+		}
+		list[n].head = (uint16_t)i;
+		list[n].counter = READ_ONCE(r->desc[i].counter);
+		n++;
+	}
+	/* The driver must have made at least that many buffers available. */
+	avail = READ_ONCE(vq->avail->idx);
+	if ((uint16_t)(avail - used) < n || (uint16_t)(avail - used) > vq->num) {
+		virtq_set_broken(vq, "inflight area: more in flight than the driver made available");
+		goto err;
+	}
+	vq->last_avail_idx = (uint16_t)(used + n);
+	vq->shadow_avail_idx = vq->last_avail_idx;
+	vq->track_batch_head = READ_ONCE(r->last_batch_head);
+	virtq_resubmit_set(vq, list, n);
+	return;
+
+err:
+	free(list);
+}
+
 void virtq_push_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	vring_used_elem_t *u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
+	struct virtq_inflight_split *r = vq->track;
 
+	if (r) {
+		/* A batch of one: record it before used->idx can move. */
+		WRITE_ONCE(r->desc[elem->id].next, vq->track_batch_head);
+		WRITE_ONCE(r->last_batch_head, elem->id);
+		vq->track_batch_head = elem->id;
+	}
 	WRITE_ONCE(u->id, elem->id);
 	WRITE_ONCE(u->len, len);
-	/* The entry before the index: pairs with the driver's smp_rmb()
-	 * after it reads used->idx. */
+	/* The entry (and the batch list) before the index: pairs with the
+	 * driver's smp_rmb() after it reads used->idx, and with recovery. */
 	smp_wmb();
 	vq->used_idx++;
 	WRITE_ONCE(vq->used->idx, vq->used_idx);
+	if (r) {
+		/* used->idx, then the inflight mark, then our copy of the
+		 * index: recovery tells which step we died at by comparing
+		 * r->used_idx with used->idx (virtq_track_init_split). */
+		smp_wmb();
+		WRITE_ONCE(r->desc[elem->id].inflight, 0);
+		smp_wmb();
+		WRITE_ONCE(r->used_idx, vq->used_idx);
+	}
 	if (vq->inflight)
 		vq->inflight--;
 }
