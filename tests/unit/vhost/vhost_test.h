@@ -461,10 +461,20 @@ out:
 /* healthy_session + disconnect, waiting until the server has let go. */
 static bool healthy_and_close(struct env *e)
 {
-	int disc = DEV(e, disconnects);
-	bool good = healthy_session(e, 1, NULL);
+	struct vhost_frontend *f = NULL;
+	bool good = healthy_session(e, 1, &f);
+	int disc;
 
-	return good && WAIT_FOR(e, e->dev.disconnects == disc + 1);
+	if (!good)
+		return false;
+	/*
+	 * Count disconnects only now: the server serves one frontend at a
+	 * time, so while ours is served every earlier connection has been
+	 * torn down (sampling before connecting could race with the last one).
+	 */
+	disc = DEV(e, disconnects);
+	vhost_frontend_destroy(f);
+	return WAIT_FOR(e, e->dev.disconnects == disc + 1);
 }
 
 #endif
