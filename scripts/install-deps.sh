@@ -12,11 +12,14 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config python3
 	liburing-dev libjson-c-dev libseccomp-dev
-	# clang: fuzzers (-fsanitize=fuzzer) and sanitizer builds
-	clang lld
+	# clang: fuzzers (-fsanitize=fuzzer) and sanitizer builds. clang only
+	# recommends its runtimes (libFuzzer, ASan, UBSan): name them.
+	clang lld libclang-rt-dev
 	# end-to-end tests (tests/e2e): guest, peer backend, initramfs
 	qemu-system-x86 qemu-utils fio busybox-static cpio
 	gzip xz-utils zstd util-linux coreutils
+	# storage fault tests (tests/func/test_daemon_faults.c): device-mapper
+	dmsetup
 	# script hygiene
 	shellcheck
 )

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/sandbox.h"
 
 #define MAX_EXPORTS 64
 #define MAX_IOTHREADS 64
@@ -54,6 +55,11 @@ static const char usage_text[] =
 "Daemon options:\n"
 "  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
 "                       total number of queues)\n"
+"  --sandbox=on|off|log once set up, allow only the system calls serving needs;\n"
+"                       on: any other call kills the daemon (default; without\n"
+"                       seccomp support a warning is logged), log: the kernel\n"
+"                       only logs it\n"
+"  --user=NAME          once set up, switch to this user and its group\n"
 "  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
 "  -v, --verbose        more logging (repeat for debug)\n"
 "  -q, --quiet          only errors\n"
@@ -262,6 +268,7 @@ static void print_capabilities(void)
 enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
+	OPT_SANDBOX, OPT_USER,
 };
 
 static const struct option long_opts[] = {
@@ -280,6 +287,8 @@ static const struct option long_opts[] = {
 	{ "export", required_argument, NULL, OPT_EXPORT },
 	{ "iothreads", required_argument, NULL, OPT_IOTHREADS },
 	{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "user", required_argument, NULL, OPT_USER },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -293,6 +302,7 @@ struct config {
 	bool main_used;          /* the flat options describe exports[0] */
 	unsigned iothreads;
 	bool caps;
+	struct sandbox_opts sandbox;
 };
 
 /* Returns 0 to run, 1 to exit successfully, <0 on a usage error. */
@@ -304,6 +314,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 
 	export_opts_init(m);
 	c->nexports = 1;
+	c->sandbox.mode = SANDBOX_ON;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
 		ret = 0;
@@ -334,6 +345,16 @@ static int parse_args(int argc, char **argv, struct config *c)
 			ret = parse_uint("iothreads", optarg, 1, MAX_IOTHREADS, &c->iothreads);
 			break;
 		case OPT_CAPS: c->caps = true; break;
+		case OPT_SANDBOX:
+			if (sandbox_parse_mode(optarg, &c->sandbox.mode))
+				return fail("invalid sandbox '%s': expected on, off or log", optarg);
+			c->sandbox.required = c->sandbox.mode != SANDBOX_OFF;
+			break;
+		case OPT_USER:
+			if (!*optarg)
+				return fail("--user needs a user name");
+			c->sandbox.user = optarg;
+			break;
 		case 'v': log_max_level = log_max_level < LOG_DEBUG ? log_max_level + 1 : LOG_DEBUG; break;
 		case 'q': log_max_level = LOG_ERR; break;
 		case 'h': usage(stdout); return 1;
@@ -457,6 +478,8 @@ int main(int argc, char **argv)
 			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
 			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
 	}
+	if (sandbox_enter(&c.sandbox))
+		goto out_exports;
 	loop_run(ctrl);
 	log_info("shutting down");
 	rc = 0;

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sandbox.h - what vblkd gives up once it is set up: root (setgroups,
+ * setgid, setuid to --user) and every system call the serving daemon does
+ * not make (a seccomp allow-list). Knows nothing of exports or vhost: it
+ * only assumes every fd the daemon will use is already open.
+ */
+#ifndef VBLK_DAEMON_SANDBOX_H
+#define VBLK_DAEMON_SANDBOX_H
+
+#include <stdbool.h>
+
+enum sandbox_mode {
+	SANDBOX_OFF,    /* no seccomp filter */
+	SANDBOX_ON,     /* a syscall outside the list kills the process (SIGSYS) */
+	SANDBOX_LOG,    /* a syscall outside the list is allowed and logged by the
+			 * kernel (audit / dmesg): for finding what is missing */
+};
+
+struct sandbox_opts {
+	enum sandbox_mode mode;
+	/*
+	 * true: failing to install the filter is an error (--sandbox given).
+	 * false: where seccomp is unavailable, warn and run without it.
+	 */
+	bool required;
+	const char *user;   /* switch to this user (and its primary group); NULL: stay */
+};
+
+/*
+ * sandbox_parse_mode - "on", "off" or "log". Return: 0 or -EINVAL.
+ */
+int sandbox_parse_mode(const char *s, enum sandbox_mode *out);
+
+/*
+ * sandbox_enter - drop privileges, then install the syscall filter on
+ * every thread of the process (TSYNC) with no_new_privs set.
+ * After this, the process can open no file or socket, create no thread
+ * and exec nothing: call it once every fd, thread and io_uring exists.
+ * Return: 0; -ENOENT (no such user), -EPERM (cannot change user),
+ * -ENOTSUP (seccomp unavailable and @o->required), other -errno.
+ * Messages for the user are logged.
+ * Context: the main thread, after setup, before the loops serve anything
+ * that a frontend sends (iothreads may already run).
+ */
+int sandbox_enter(const struct sandbox_opts *o);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault_fuse.h - a one-file FUSE filesystem served by a thread of the test
+ * itself (raw /dev/fuse protocol, no libfuse), whose reads and writes can
+ * be made to fail with EIO and healed again: a disk error that comes and
+ * goes, for kernels without device-mapper. Root only (mount(2)).
+ */
+#ifndef VBLK_TESTS_FUNC_FAULT_FUSE_H
+#define VBLK_TESTS_FUNC_FAULT_FUSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fault_fuse;
+
+/*
+ * fault_fuse_mount - mount at @dir (an existing empty directory) a
+ * filesystem holding one file, "disk.img", of @size bytes (zeroes, kept in
+ * memory). Opened files bypass the page cache (FOPEN_DIRECT_IO), so every
+ * read and write reaches the fault switch.
+ * Return: 0, or -errno (-ENODEV, -EPERM: FUSE not usable here).
+ */
+int fault_fuse_mount(const char *dir, uint64_t size, struct fault_fuse **out);
+/* Reads, writes and fsyncs fail with EIO from now on (@fail) or not. */
+void fault_fuse_set_fail(struct fault_fuse *f, bool fail);
+/* Requests answered with EIO so far. */
+unsigned long fault_fuse_failed(const struct fault_fuse *f);
+/* Lazy unmount, stop the thread, free. NULL is a no-op. */
+void fault_fuse_destroy(struct fault_fuse *f);
+
+#endif
