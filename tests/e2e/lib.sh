@@ -234,11 +234,15 @@ e2e_make_initrd() {
 }
 
 # e2e_run_qemu --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
-#              [--append ARGS] [--device-opts OPTS]
+#              [--append ARGS] [--device-opts OPTS] [--reconnect] [--hook FUNC]
 # Boots the guest, returns the guest script's exit code from the marker
 # line; without a marker prints the console tail and returns 1.
+# --reconnect: QEMU reconnects to the socket (1 s retry) when the backend goes
+# away. --hook FUNC: called in this shell once QEMU runs (E2E_QEMU_PID set),
+# before waiting for it; it must return when QEMU exits (e.g. the host-side
+# chaos of run-guest-test.sh --chaos).
 e2e_run_qemu() {
-	local sock='' initrd='' log='' queues=1 dev_extra='' append='' rc line
+	local sock='' initrd='' log='' queues=1 dev_extra='' append='' chr_extra='' hook='' rc line
 	while (($#)); do
 		case $1 in
 		--socket) sock=$2; shift 2 ;;
@@ -248,6 +252,8 @@ e2e_run_qemu() {
 		--packed) dev_extra+=",packed=on"; shift ;;
 		--device-opts) dev_extra+=",$2"; shift 2 ;;
 		--append) append=" $2"; shift 2 ;;
+		--reconnect) chr_extra+=",reconnect=1"; shift ;;
+		--hook) hook=$2; shift 2 ;;
 		*) e2e_die "e2e_run_qemu: unknown option $1" ;;
 		esac
 	done
@@ -262,7 +268,7 @@ e2e_run_qemu() {
 		-object "memory-backend-memfd,id=mem,size=$E2E_MEM,share=on" -numa node,memdev=mem
 		-kernel "$E2E_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1$append"
-		-chardev "socket,id=c0,path=$sock"
+		-chardev "socket,id=c0,path=$sock$chr_extra"
 		-device "vhost-user-blk-pci,chardev=c0,num-queues=$queues$dev_extra"
 	)
 	e2e_log "boot: ${cmd[*]@Q}"
@@ -270,6 +276,7 @@ e2e_run_qemu() {
 	# In the background so a caller's signal trap can stop it (E2E_QEMU_PID).
 	"${cmd[@]}" </dev/null >"$log.qemu" 2>&1 &
 	E2E_QEMU_PID=$!
+	if [[ -n $hook ]]; then "$hook" || true; fi
 	wait "$E2E_QEMU_PID" || rc=$?
 	E2E_QEMU_PID=''
 	if [[ -s $log.qemu ]]; then

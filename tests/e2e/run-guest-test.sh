@@ -18,10 +18,20 @@ usage() {
 	  --read-only       export read-only
 	  --size SIZE       image size for truncate (default 128M)
 	  --vblkd PATH      vblkd binary (default \$VBLKD)
+	  --backend-arg ARG one more backend argument (repeatable), e.g. --direct
 	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
 	  --append ARGS     extra guest kernel command line
 	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
 	  --keep            keep the temp dir (image, logs)
+	  --reconnect       QEMU reconnects to the socket when the backend goes away
+	  --chaos SIG       (implies --reconnect) once the guest prints the marker,
+	                    kill the backend with SIG (KILL or TERM) at each time of
+	                    --chaos-at and restart it on the same socket and image;
+	                    after TERM the backend must exit 0
+	  --chaos-at LIST   seconds after the marker, comma separated (default 3,7,12)
+	  --chaos-jitter MS random extra delay per kill, 0..MS ms (default 1500)
+	  --chaos-seed N    seed for the jitter (default \$E2E_CHAOS_SEED or random)
+	  --chaos-marker S  console line that starts the schedule (default VBLK-E2E-IO-STARTED)
 	EOF
 	exit 2
 }
@@ -32,9 +42,12 @@ usage() {
 (($# >= 2)) || usage
 backend=$1 test=$2
 shift 2
-queues=2 packed=0 ro=0 size=128M keep=0 append=''
+queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0
+chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
+chaos_marker=VBLK-E2E-IO-STARTED
 vblkd_bin=${VBLKD:-}
 expects=()
+backend_args=()
 while (($#)); do
 	case $1 in
 	--queues) queues=$2; shift 2 ;;
@@ -42,10 +55,17 @@ while (($#)); do
 	--read-only) ro=1; shift ;;
 	--size) size=$2; shift 2 ;;
 	--vblkd) vblkd_bin=$2; shift 2 ;;
+	--backend-arg) backend_args+=("$2"); shift 2 ;;
 	--expect) expects+=("$2"); shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--timeout) E2E_TIMEOUT=$2; shift 2 ;; # read by e2e_run_qemu
 	--keep) keep=1; shift ;;
+	--reconnect) reconnect=1; shift ;;
+	--chaos) chaos_sig=${2#SIG}; reconnect=1; shift 2 ;;
+	--chaos-at) chaos_at=$2; shift 2 ;;
+	--chaos-jitter) chaos_jitter=$2; shift 2 ;;
+	--chaos-seed) chaos_seed=$2; shift 2 ;;
+	--chaos-marker) chaos_marker=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "unknown option: $1" >&2; usage ;;
 	esac
@@ -56,6 +76,13 @@ guest_script=$E2E_LIB_DIR/guest/$test.sh
 [[ $test == */* ]] && guest_script=$test
 [[ -f $guest_script ]] || { echo "no such test: $test" >&2; usage; }
 [[ $queues =~ ^[1-9][0-9]*$ ]] || e2e_die "--queues wants a positive number"
+case $chaos_sig in
+'' | KILL | TERM) ;;
+*) e2e_die "--chaos wants KILL or TERM" ;;
+esac
+[[ $chaos_at =~ ^[0-9]+(\.[0-9]+)?(,[0-9]+(\.[0-9]+)?)*$ ]] || e2e_die "--chaos-at wants seconds, comma separated"
+[[ $chaos_jitter =~ ^[0-9]+$ ]] || e2e_die "--chaos-jitter wants milliseconds"
+[[ -z $chaos_seed || $chaos_seed =~ ^[0-9]+$ ]] || e2e_die "--chaos-seed wants a number"
 
 case $backend in
 qsd) command -v qemu-storage-daemon >/dev/null || { e2e_log "SKIP: no qemu-storage-daemon"; exit 77; } ;;
@@ -74,6 +101,8 @@ fi
 label="$backend/$test q=$queues"
 ((packed)) && label+=" packed"
 ((ro)) && label+=" ro"
+((reconnect)) && label+=" reconnect"
+[[ -n $chaos_sig ]] && label+=" chaos=SIG$chaos_sig"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-e2e.XXXXXX")
 backend_pid=''
 E2E_QEMU_PID=''
@@ -185,16 +214,113 @@ vblkd)
 	((ro)) && bcmd+=(--read-only)
 	;;
 esac
-e2e_log "backend: ${bcmd[*]@Q}"
-"${bcmd[@]}" </dev/null >"$blog" 2>&1 &
-backend_pid=$!
+bcmd+=("${backend_args[@]}")
+# sock_id: identity of the socket file (inode and ctime), empty when absent.
+# A restarted backend replaces a stale socket file: the identity changes.
+sock_id() {
+	[[ -S $sock ]] || return 0
+	stat -c '%i %.9Z' "$sock" 2>/dev/null || true
+}
 
-for ((i = 0; i < 100; i++)); do
-	[[ -S $sock ]] && break
-	kill -0 "$backend_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [[ ! -S $sock ]]; then
+# start_backend: starts bcmd (output appended to $blog), sets backend_pid and
+# waits up to 10 s for it to create a new socket file. 1 if it did not.
+start_backend() {
+	local old i
+	old=$(sock_id)
+	"${bcmd[@]}" </dev/null >>"$blog" 2>&1 &
+	backend_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $sock && $(sock_id) != "$old" ]] && return 0
+		kill -0 "$backend_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	return 1
+}
+
+now_ms() {
+	local t=${EPOCHREALTIME//[!0-9]/}
+	echo $((10#$t / 1000))
+}
+fmt_ms() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+
+# The chaos schedule: ms after the marker, each --chaos-at time plus a
+# seeded random jitter (print the seed so a failure can be replayed).
+chaos_ms=()
+chaos_fails=()
+chaos_kills=0
+if [[ -n $chaos_sig ]]; then
+	[[ -n $chaos_seed ]] || chaos_seed=$(($(now_ms) % 1000000))
+	RANDOM=$chaos_seed
+	IFS=, read -r -a ats <<<"$chaos_at"
+	for at in "${ats[@]}"; do
+		chaos_ms+=($(($(awk -v s="$at" 'BEGIN { printf "%d", s * 1000 }') + (RANDOM * 32768 + RANDOM) % (chaos_jitter + 1))))
+	done
+	sched=''
+	for ms in "${chaos_ms[@]}"; do sched+=" +$(fmt_ms "$ms")s"; done
+	e2e_log "chaos: SIG$chaos_sig at${sched} after '$chaos_marker' (seed $chaos_seed; replay with --chaos-seed $chaos_seed)"
+fi
+
+# chaos_hook (called by e2e_run_qemu while QEMU runs): waits for the marker on
+# the guest console, then per the schedule kills the backend with SIGchaos_sig,
+# checks how it exited and restarts it on the same socket and image.
+# shellcheck disable=SC2317 # invoked through e2e_run_qemu --hook
+chaos_hook() {
+	local con=$tmp/console.log t0 ms i=0 n=${#chaos_ms[@]} st t_kill t_dead want
+	until grep -aq -- "$chaos_marker" "$con" 2>/dev/null; do
+		if ! kill -0 "$E2E_QEMU_PID" 2>/dev/null; then
+			chaos_fails+=("the guest never printed $chaos_marker")
+			return 0
+		fi
+		sleep 0.05
+	done
+	t0=$(now_ms)
+	e2e_log "chaos: guest printed $chaos_marker"
+	for ms in "${chaos_ms[@]}"; do
+		i=$((i + 1))
+		while (($(now_ms) < t0 + ms)) && kill -0 "$E2E_QEMU_PID" 2>/dev/null; do
+			sleep 0.02
+		done
+		if ! kill -0 "$E2E_QEMU_PID" 2>/dev/null; then
+			chaos_fails+=("the guest finished before kill $i of $n (lengthen its I/O phase)")
+			return 0
+		fi
+		if ! kill -0 "$backend_pid" 2>/dev/null; then
+			st=0
+			wait "$backend_pid" 2>/dev/null || st=$? # no "Killed" job notice
+			backend_pid=''
+			chaos_fails+=("backend died on its own before kill $i (status $st)")
+			return 0
+		fi
+		t_kill=$(now_ms)
+		echo "==== e2e chaos: SIG$chaos_sig $i/$n at +$(fmt_ms $((t_kill - t0)))s ====" >>"$blog"
+		kill "-$chaos_sig" "$backend_pid"
+		while kill -0 "$backend_pid" 2>/dev/null && (($(now_ms) < t_kill + 15000)); do
+			sleep 0.01
+		done
+		if kill -0 "$backend_pid" 2>/dev/null; then
+			chaos_fails+=("backend still running 15 s after SIG$chaos_sig $i; killed it")
+			kill -KILL "$backend_pid" 2>/dev/null || true
+		fi
+		st=0
+		wait "$backend_pid" 2>/dev/null || st=$? # no "Killed" job notice
+		backend_pid=''
+		t_dead=$(now_ms)
+		chaos_kills=$((chaos_kills + 1))
+		want=137
+		[[ $chaos_sig == TERM ]] && want=0
+		((st == want)) || chaos_fails+=("after SIG$chaos_sig $i the backend exited with status $st, want $want")
+		if ! start_backend; then
+			chaos_fails+=("the backend did not come back after SIG$chaos_sig $i")
+			return 0
+		fi
+		e2e_log "chaos: SIG$chaos_sig $i/$n at +$(fmt_ms $((t_kill - t0)))s: exited $st after $(fmt_ms $((t_dead - t_kill)))s, restarted (pid $backend_pid) in $(fmt_ms $(($(now_ms) - t_dead)))s"
+	done
+	return 0
+}
+
+e2e_log "backend: ${bcmd[*]@Q}"
+: >"$blog"
+if ! start_backend; then
 	e2e_log "FAIL [$label]: backend did not create $sock"
 	sed 's/^/  backend| /' "$blog" >&2
 	exit 1
@@ -203,6 +329,8 @@ fi
 qargs=(--socket "$sock" --initrd "$tmp/initrd.gz" --log "$tmp/console.log" --queues "$queues")
 ((packed)) && qargs+=(--packed)
 [[ -n $append ]] && qargs+=(--append "$append")
+((reconnect)) && qargs+=(--reconnect)
+[[ -n $chaos_sig ]] && qargs+=(--hook chaos_hook)
 boot=$SECONDS
 grc=0
 e2e_run_qemu "${qargs[@]}" || grc=$?
@@ -210,7 +338,13 @@ boot=$((SECONDS - boot))
 
 fails=()
 ((grc == 0)) || fails+=("guest test exited $grc")
-if ! kill -0 "$backend_pid" 2>/dev/null; then
+if [[ -n $chaos_sig ]]; then
+	fails+=("${chaos_fails[@]}")
+	e2e_log "chaos: $chaos_kills of ${#chaos_ms[@]} SIG$chaos_sig kills done (seed $chaos_seed)"
+fi
+if [[ -z $backend_pid ]]; then
+	: # lost during the chaos; already reported
+elif ! kill -0 "$backend_pid" 2>/dev/null; then
 	brc=0
 	wait "$backend_pid" || brc=$?
 	fails+=("backend died during the test (status $brc)")
