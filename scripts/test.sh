@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# The fio engine builds against the exact installed fio's source tree.
+scripts/fio-headers.sh >/dev/null
 
 build=${VBLK_TEST_BUILD:-build-test}
 if [ ! -f "$build/build.ninja" ]; then
