@@ -27,6 +27,11 @@ struct iothread {
 
 int iothread_create(unsigned index, struct iothread **out);
 void iothread_destroy(struct iothread *t);
+/*
+ * iothread_set_poll_mode - event, busy polling or adaptive polling (see
+ * loop_set_poll_mode). Context: any thread but the iothread (loop_call).
+ */
+int iothread_set_poll_mode(struct iothread *t, enum loop_poll_mode mode, uint64_t idle_ns);
 /* Context: the iothread. Queue q gets a notification check at batch end. */
 void iothread_mark_dirty(struct iothread *t, struct equeue *q);
 

@@ -177,6 +177,7 @@ static void equeue_process(struct equeue *q)
 			}
 			r->mem = gmem_get(vr->mem);
 			q->inflight++;
+			q->popped++;
 			blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov,
 				       r->elem.out_num, r->elem.in_num, equeue_req_done);
 			if (!q->running)   /* a completion stopped or broke it */
@@ -188,6 +189,8 @@ static void equeue_process(struct equeue *q)
 		}
 		if (q->inflight >= vq->num)
 			return;    /* resumed from a completion */
+		if (q->polled)
+			return;    /* the loop polls again soon */
 		if (!virtq_enable_notify(vq))
 			return;
 	}
@@ -203,6 +206,39 @@ static void equeue_on_kick(void *opaque, uint32_t events)
 	equeue_process(q);
 }
 
+/* Poller: chains waiting in the avail ring (a memory read when idle). */
+static bool equeue_poll(void *opaque)
+{
+	struct equeue *q = opaque;
+	uint64_t popped = q->popped;
+
+	if (!q->running || q->inflight >= q->vr->vq.num || !virtq_has_avail(&q->vr->vq))
+		return false;
+	equeue_process(q);
+	return q->popped != popped;
+}
+
+/* Before the loop sleeps: kicks on again; true if chains slipped in. */
+static bool equeue_arm(void *opaque)
+{
+	struct equeue *q = opaque;
+
+	q->polled = false;
+	if (!q->running)
+		return false;
+	/* At the cap a completion resumes popping (equeue_req_done). */
+	return virtq_enable_notify(&q->vr->vq) && q->inflight < q->vr->vq.num;
+}
+
+static void equeue_disarm(void *opaque)
+{
+	struct equeue *q = opaque;
+
+	q->polled = true;
+	if (q->running)
+		virtq_disable_notify(&q->vr->vq);
+}
+
 static void equeue_start_fn(void *arg)
 {
 	struct equeue *q = arg;
@@ -216,6 +252,10 @@ static void equeue_start_fn(void *arg)
 		q->running = false;
 		return;
 	}
+	q->polled = false;
+	if (loop_add_poller(q->t->loop, equeue_poll, equeue_arm, equeue_disarm, q) < 0)
+		log_rl(LOG_WARN, "%s: queue %u: cannot poll; waiting for kicks", q->exp->name,
+		       vr->index);
 	/* Requests a previous instance had in flight when it died come back
 	 * first (virtq_pop returns them before any new chain). */
 	if (virtq_resubmit_pending(&vr->vq))
@@ -232,6 +272,8 @@ static void equeue_stop_fn(void *arg)
 
 	if (q->running && vr->kick_fd >= 0)
 		loop_del_fd(q->t->loop, vr->kick_fd);
+	loop_del_poller(q->t->loop, equeue_poll, q);
+	q->polled = false;
 	q->running = false;
 	q->stopping = true;
 	if (q->inflight == 0)

@@ -19,6 +19,8 @@ struct equeue {
 	bool running;             /* kick fd watched, popping allowed */
 	bool stopping;
 	bool broken_reported;
+	bool polled;              /* a poller owns notifications: keep them off */
+	uint64_t popped;          /* chains started (the poller's progress mark) */
 	unsigned inflight;
 	struct ereq *free_reqs;   /* request pool, grows up to the ring size */
 	unsigned nreqs;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * iothread.c - a thread that serves virtqueues: its loop waits on kick
- * eventfds and on its io_uring; at the end of every loop iteration it
+ * eventfds and on its io_uring, or polls the rings and the CQ (poll modes:
+ * the queues and the storage chan are the loop's pollers); at the end of every loop iteration it
  * submits the batch of storage requests and sends one used-buffer
  * notification per queue that completed something (batching).
  */
@@ -20,6 +21,28 @@ static void iothread_on_storage(void *opaque, uint32_t events)
 	struct iothread *t = opaque;
 
 	storage_chan_reap(t->chan);
+}
+
+/* Poller over the io_uring CQ and the local done list: memory reads only. */
+static bool iothread_storage_poll(void *opaque)
+{
+	struct iothread *t = opaque;
+
+	return storage_chan_poll(t->chan) > 0;
+}
+
+static bool iothread_storage_arm(void *opaque)
+{
+	struct iothread *t = opaque;
+
+	return storage_chan_poll_stop(t->chan);
+}
+
+static void iothread_storage_disarm(void *opaque)
+{
+	struct iothread *t = opaque;
+
+	storage_chan_poll_start(t->chan);
 }
 
 /* End of a loop iteration: one notification per dirty queue, one submit. */
@@ -65,6 +88,9 @@ static void iothread_setup_fn(void *arg)
 			     iothread_on_storage, t);
 	if (!s->ret)
 		s->ret = loop_add_idle(t->loop, iothread_idle, t);
+	if (!s->ret)
+		s->ret = loop_add_poller(t->loop, iothread_storage_poll, iothread_storage_arm,
+					 iothread_storage_disarm, t);
 }
 
 static void iothread_teardown_fn(void *arg)
@@ -73,6 +99,7 @@ static void iothread_teardown_fn(void *arg)
 
 	if (!t->chan)
 		return;
+	loop_del_poller(t->loop, iothread_storage_poll, t);
 	loop_del_idle(t->loop, iothread_idle, t);
 	loop_del_fd(t->loop, storage_chan_fd(t->chan));
 	storage_chan_destroy(t->chan);
@@ -114,6 +141,28 @@ err_loop:
 err_free:
 	free(t);
 	return ret;
+}
+
+struct iothread_mode {
+	struct iothread *t;
+	enum loop_poll_mode mode;
+	uint64_t idle_ns;
+	int ret;
+};
+
+static void iothread_set_poll_mode_fn(void *arg)
+{
+	struct iothread_mode *m = arg;
+
+	m->ret = loop_set_poll_mode(m->t->loop, m->mode, m->idle_ns);
+}
+
+int iothread_set_poll_mode(struct iothread *t, enum loop_poll_mode mode, uint64_t idle_ns)
+{
+	struct iothread_mode m = { .t = t, .mode = mode, .idle_ns = idle_ns };
+
+	loop_call(t->loop, iothread_set_poll_mode_fn, &m);
+	return m.ret;
 }
 
 void iothread_destroy(struct iothread *t)

@@ -4,6 +4,11 @@
  * idle callbacks run only there. Other threads hand it work through a
  * mutex-protected call queue and an eventfd doorbell (loop_call/loop_post);
  * the mutex guards only that queue, never the loop's data.
+ *
+ * With pollers and a poll mode other than EVENT, loop_run polls instead of
+ * sleeping: each iteration calls every poller, looks at epoll (timeout 0)
+ * only every few iterations, and in ADAPTIVE mode arms the pollers and
+ * sleeps once nothing has been found for idle_ns.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +48,21 @@ struct loop_idle {
 	void *opaque;
 };
 
+struct loop_poller {
+	loop_poll_cb poll;
+	loop_arm_cb arm;
+	loop_disarm_cb disarm;
+	void *opaque;
+	bool armed;             /* notifications on */
+	bool dead;              /* deleted; dropped at the end of the iteration */
+};
+
+/* Look at fds every this many polling iterations that found work, and
+ * every LOOP_POLL_FD_IDLE ones that found nothing: control messages and
+ * new connections wait microseconds, and epoll costs little. */
+#define LOOP_POLL_FD_BUSY 64
+#define LOOP_POLL_FD_IDLE 8
+
 struct loop {
 	char name[32];
 	int epfd;
@@ -61,6 +81,16 @@ struct loop {
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
 	bool started;
+	/* polling (owner thread only) */
+	struct loop_poller *pollers;
+	unsigned npollers, cap_pollers;
+	bool pollers_dead;      /* some entry is dead: compact */
+	unsigned ndisarmed;     /* live pollers with notifications off */
+	enum loop_poll_mode mode;
+	uint64_t idle_ns;
+	bool sleeping;          /* polling loop: armed, next wait blocks */
+	uint64_t idle_since;    /* ns; 0: the last poll found work */
+	uint64_t iter;
 };
 
 /* Sentinel used as the wake fd's epoll data. */
@@ -153,7 +183,8 @@ static void loop_run_calls(struct loop *l)
 	}
 }
 
-static void loop_iterate(struct loop *l, int timeout_ms)
+/* Wait for and run fd events. Returns how many there were. */
+static int loop_dispatch(struct loop *l, int timeout_ms)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 	int n;
@@ -176,16 +207,156 @@ static void loop_iterate(struct loop *l, int timeout_ms)
 		if (!h->dead)
 			h->cb(h->opaque, evs[i].events);
 	}
+	return n > 0 ? n : 0;
+}
+
+static void loop_compact_pollers(struct loop *l)
+{
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < l->npollers; i++)
+		if (!l->pollers[i].dead)
+			l->pollers[j++] = l->pollers[i];
+	l->npollers = j;
+	l->pollers_dead = false;
+}
+
+/* End of an iteration: batch flushes, then free what was deleted. */
+static void loop_finish_iteration(struct loop *l)
+{
 	for (unsigned i = 0; i < l->nidle; i++)
 		l->idle[i].cb(l->idle[i].opaque);
 	loop_free_graveyard(l);
+	if (l->pollers_dead)
+		loop_compact_pollers(l);
+}
+
+static void loop_iterate(struct loop *l, int timeout_ms)
+{
+	loop_dispatch(l, timeout_ms);
+	loop_finish_iteration(l);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Arm every poller. Returns true if one had work pending (the caller must
+ * poll again rather than sleep). Index loop: callbacks may add pollers.
+ */
+static bool loop_arm_pollers(struct loop *l)
+{
+	bool pending = false;
+
+	for (unsigned i = 0; i < l->npollers; i++) {
+		struct loop_poller *p = &l->pollers[i];
+
+		if (p->dead || p->armed)
+			continue;
+		p->armed = true;
+		l->ndisarmed--;
+		if (p->arm(p->opaque))
+			pending = true;
+	}
+	return pending;
+}
+
+/*
+ * EVENT mode after polling: arm every poller, and while one reports work
+ * pending, let it process that work and arm again. Returns true if any
+ * work was done (the caller must not block before the idle callbacks).
+ */
+static bool loop_settle_armed(struct loop *l)
+{
+	bool worked = false;
+
+	for (unsigned i = 0; i < l->npollers; i++) {
+		struct loop_poller *p = &l->pollers[i];
+
+		if (p->dead || p->armed)
+			continue;
+		p->armed = true;
+		l->ndisarmed--;
+		while (!p->dead && p->arm(p->opaque)) {
+			p->poll(p->opaque);
+			worked = true;
+		}
+	}
+	return worked;
+}
+
+/* One polling iteration (mode POLL or ADAPTIVE, with pollers). */
+static void loop_poll_iteration(struct loop *l)
+{
+	unsigned n = l->npollers;
+	bool found = false;
+
+	if (l->sleeping) {
+		/* Armed, nothing pending: block until a notification. */
+		loop_dispatch(l, -1);
+		l->sleeping = false;
+		l->idle_since = 0;
+		l->iter = 0;
+		loop_finish_iteration(l);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct loop_poller *p = &l->pollers[i];
+
+		if (p->dead)
+			continue;
+		if (p->armed) {
+			p->armed = false;
+			l->ndisarmed++;
+			p->disarm(p->opaque);
+		}
+		if (p->poll(p->opaque))
+			found = true;
+	}
+	l->iter++;
+	if (l->iter % (found ? LOOP_POLL_FD_BUSY : LOOP_POLL_FD_IDLE) == 0 &&
+	    loop_dispatch(l, 0) > 0)
+		found = true;
+	loop_finish_iteration(l);
+
+	if (found) {
+		l->idle_since = 0;
+	} else if (l->mode == LOOP_POLL_ADAPTIVE) {
+		uint64_t now = now_ns();
+
+		if (!l->idle_since) {
+			l->idle_since = now;
+		} else if (now - l->idle_since >= l->idle_ns) {
+			/* Arm, then look once more: work that arrived before a
+			 * poller published "notify me" is reported here, work
+			 * after it wakes epoll. */
+			if (loop_arm_pollers(l))
+				l->idle_since = 0;
+			else
+				l->sleeping = true;
+		}
+	}
 }
 
 int loop_run(struct loop *l)
 {
 	l->owner = pthread_self();
-	while (!l->stop)
+	while (!l->stop) {
+		if (l->mode != LOOP_POLL_EVENT && l->npollers) {
+			loop_poll_iteration(l);
+			continue;
+		}
+		if (l->ndisarmed && loop_settle_armed(l)) {
+			loop_iterate(l, 0);
+			continue;
+		}
 		loop_iterate(l, -1);
+	}
 	/* Calls posted before the stop still run, so waiters are released. */
 	loop_run_calls(l);
 	return 0;
@@ -266,6 +437,7 @@ void loop_destroy(struct loop *l)
 		free(h);
 	}
 	loop_free_graveyard(l);
+	free(l->pollers);
 	close(l->wake_fd);
 	close(l->epfd);
 	pthread_mutex_destroy(&l->lock);
@@ -404,4 +576,69 @@ int loop_del_idle(struct loop *l, loop_idle_cb cb, void *opaque)
 		}
 	}
 	return -ENOENT;
+}
+
+int loop_add_poller(struct loop *l, loop_poll_cb poll, loop_arm_cb arm,
+		    loop_disarm_cb disarm, void *opaque)
+{
+	if (!poll || !arm || !disarm)
+		return -EINVAL;
+	if (l->npollers == l->cap_pollers) {
+		unsigned cap = l->cap_pollers ? 2 * l->cap_pollers : 8;
+		struct loop_poller *p = realloc(l->pollers, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->pollers = p;
+		l->cap_pollers = cap;
+	}
+	l->pollers[l->npollers++] = (struct loop_poller){
+		.poll = poll, .arm = arm, .disarm = disarm, .opaque = opaque, .armed = true,
+	};
+	/* A sleeping polling loop looks at the new poller once it wakes. */
+	return 0;
+}
+
+int loop_del_poller(struct loop *l, loop_poll_cb poll, void *opaque)
+{
+	for (unsigned i = 0; i < l->npollers; i++) {
+		struct loop_poller *p = &l->pollers[i];
+
+		if (p->dead || p->poll != poll || p->opaque != opaque)
+			continue;
+		p->dead = true;
+		if (!p->armed)
+			l->ndisarmed--;
+		l->pollers_dead = true;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int loop_set_poll_mode(struct loop *l, enum loop_poll_mode mode, uint64_t idle_ns)
+{
+	if (mode != LOOP_POLL_EVENT && mode != LOOP_POLL_BUSY && mode != LOOP_POLL_ADAPTIVE)
+		return -EINVAL;
+	l->mode = mode;
+	l->idle_ns = idle_ns;
+	l->sleeping = false;
+	l->idle_since = 0;
+	return 0;
+}
+
+int loop_poll_mode_parse(const char *s, enum loop_poll_mode *out)
+{
+	static const char *const names[] = {
+		[LOOP_POLL_EVENT] = "event",
+		[LOOP_POLL_BUSY] = "poll",
+		[LOOP_POLL_ADAPTIVE] = "adaptive",
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum loop_poll_mode)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }

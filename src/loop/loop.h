@@ -64,4 +64,49 @@ typedef void (*loop_idle_cb)(void *opaque);
 int loop_add_idle(struct loop *l, loop_idle_cb cb, void *opaque);
 int loop_del_idle(struct loop *l, loop_idle_cb cb, void *opaque);
 
+/*
+ * Polling. A poller is a source of work the loop can check without a
+ * system call (a ring's avail index, an io_uring CQ). While the loop polls,
+ * the poller's notifications are off (disarmed); before the loop sleeps in
+ * epoll they are turned back on (armed).
+ *
+ * poll:   check for and process work; true if it found any.
+ * arm:    re-enable notifications; true if work is already pending, in
+ *         which case the loop polls again instead of sleeping (no lost
+ *         wakeup: the source must publish "notify me" before re-checking).
+ * disarm: disable notifications; the loop polls from now on.
+ *
+ * A poller starts armed. Callbacks run only in the loop's thread.
+ */
+typedef bool (*loop_poll_cb)(void *opaque);
+typedef bool (*loop_arm_cb)(void *opaque);
+typedef void (*loop_disarm_cb)(void *opaque);
+
+enum loop_poll_mode {
+	LOOP_POLL_EVENT,      /* sleep in epoll; pollers stay armed */
+	LOOP_POLL_BUSY,       /* poll forever, never sleep */
+	LOOP_POLL_ADAPTIVE,   /* poll while work arrives, sleep after idle_ns */
+};
+
+/*
+ * loop_add_poller / loop_del_poller - register or remove a poller.
+ * Context: the loop's thread, or before the loop runs. Deleting from a
+ * callback is safe. A poller deleted while disarmed is not re-armed: its
+ * owner is tearing the source down.
+ */
+int loop_add_poller(struct loop *l, loop_poll_cb poll, loop_arm_cb arm,
+		    loop_disarm_cb disarm, void *opaque);
+int loop_del_poller(struct loop *l, loop_poll_cb poll, void *opaque);
+
+/*
+ * loop_set_poll_mode - how loop_run waits for work. idle_ns: in ADAPTIVE,
+ * how long polling finds nothing before the loop arms and sleeps.
+ * Without pollers every mode is EVENT. Returns -EINVAL for a bad mode.
+ * Context: the loop's thread (e.g. through loop_call), or before it runs.
+ */
+int loop_set_poll_mode(struct loop *l, enum loop_poll_mode mode, uint64_t idle_ns);
+
+/* Parse "event" / "poll" / "adaptive". Returns 0 or -EINVAL. */
+int loop_poll_mode_parse(const char *s, enum loop_poll_mode *out);
+
 #endif

@@ -112,6 +112,25 @@ void storage_chan_flush(struct storage_chan *ch);
  */
 unsigned storage_chan_reap(struct storage_chan *ch);
 
+/*
+ * storage_chan_poll - storage_chan_reap without the system call: runs the
+ * callbacks of the local done list and of the CQEs already posted (a
+ * memory read), then flushes. Returns the number of callbacks run.
+ * Context: the chan's thread; not from a storage callback.
+ */
+unsigned storage_chan_poll(struct storage_chan *ch);
+
+/*
+ * storage_chan_poll_start / storage_chan_poll_stop - a poller calls
+ * storage_chan_poll from now on / no longer. While polled, requests that
+ * complete without the kernel do not signal the fd (a write each batch).
+ * poll_stop drains the fd and returns true if completions are already
+ * waiting: the caller must poll (or reap) before sleeping on the fd.
+ * Context: the chan's thread.
+ */
+void storage_chan_poll_start(struct storage_chan *ch);
+bool storage_chan_poll_stop(struct storage_chan *ch);
+
 /* Requests submitted and not yet called back. */
 unsigned storage_chan_inflight(const struct storage_chan *ch);
 

@@ -60,6 +60,7 @@ struct storage_chan {
 	unsigned callbacks;            /* callbacks run so far (wraps) */
 	struct storage_io_list pending; /* waiting for an SQE (ring full) */
 	struct storage_io_list done;   /* completed without the kernel */
+	bool polled;                   /* a poller checks done: no eventfd kicks */
 };
 
 struct storage_ops {

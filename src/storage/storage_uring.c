@@ -138,7 +138,7 @@ void storage_chan_complete(struct storage_chan *ch, struct storage_io *io, int r
 
 	io->res = res;
 	storage_io_list_push(&ch->done, io);
-	if (was_empty)
+	if (was_empty && !ch->polled)
 		storage_chan_kick(ch);
 }
 
@@ -405,16 +405,32 @@ void storage_chan_flush(struct storage_chan *ch)
  */
 unsigned storage_chan_reap(struct storage_chan *ch)
 {
-	struct storage_io_list done;
-	struct io_uring_cqe *cqe;
-	struct storage_io *io;
-	unsigned start = ch->callbacks;
 	uint64_t cnt;
 	ssize_t r;
 
 	/* Clear readiness first: anything posted after this sets it again. */
 	r = read(ch->efd, &cnt, sizeof(cnt));
 	(void)r;
+	return storage_chan_poll(ch);
+}
+
+/**
+ * storage_chan_poll - run the callbacks of finished requests, no syscall
+ * unless something is flushed.
+ * @ch: the chan
+ *
+ * Every CQE already posted, then the requests that completed without the
+ * kernel (only those queued before this call: callbacks that queue more
+ * make the fd readable again, or are found by the next poll), then flushes.
+ * Returns the number of callbacks run.
+ * Context: the chan's thread; not from a storage callback.
+ */
+unsigned storage_chan_poll(struct storage_chan *ch)
+{
+	struct storage_io_list done;
+	struct io_uring_cqe *cqe;
+	struct storage_io *io;
+	unsigned start = ch->callbacks;
 
 	/* Take the local list now, so callbacks adding to it cannot keep
 	 * this call looping. */
@@ -437,9 +453,29 @@ unsigned storage_chan_reap(struct storage_chan *ch)
 	while ((io = storage_io_list_pop(&done)))
 		storage_chan_finish(ch, io, io->res);
 
-	storage_chan_flush(ch);
+	if (!storage_io_list_empty(&ch->pending) || io_uring_sq_ready(&ch->ring))
+		storage_chan_flush(ch);
 
 	return ch->callbacks - start;
+}
+
+void storage_chan_poll_start(struct storage_chan *ch)
+{
+	ch->polled = true;
+}
+
+bool storage_chan_poll_stop(struct storage_chan *ch)
+{
+	uint64_t cnt;
+	ssize_t r;
+
+	ch->polled = false;
+	/* Drain first: the kernel posts a CQE before it signals the fd, so a
+	 * CQE whose signal this read consumed is visible to the check below,
+	 * and any later one signals the fd again. The read is a full barrier. */
+	r = read(ch->efd, &cnt, sizeof(cnt));
+	(void)r;
+	return !storage_io_list_empty(&ch->done) || io_uring_cq_ready(&ch->ring);
 }
 
 /* ---- file engine: open/close --------------------------------------- */

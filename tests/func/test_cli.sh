@@ -52,6 +52,11 @@ expect_fail "socket and fd together" "mutually exclusive" --socket-path="$S" --f
 expect_fail "socket directory missing" "No such file" --socket-path="$tmp/no/dir/s" --null=1M
 expect_fail "bad --export key" "unknown export option" --export=socket-path="$S",colour=blue
 expect_fail "two exports on one socket" "two exports" --export=socket-path="$S",null=1M --export=socket-path="$S",null=1M
+expect_fail "bad poll mode" "poll-mode.*event, poll or adaptive" --socket-path="$S" --null=1M --poll-mode=spin
+expect_fail "empty poll mode" "poll-mode" --socket-path="$S" --null=1M --poll-mode=
+expect_fail "poll mode case matters" "poll-mode" --socket-path="$S" --null=1M --poll-mode=POLL
+expect_fail "poll idle not a number" "poll-idle-us" --socket-path="$S" --null=1M --poll-idle-us=10us
+expect_fail "poll idle out of range" "poll-idle-us" --socket-path="$S" --null=1M --poll-idle-us=2000000
 expect_fail "stray argument" "unexpected argument" --socket-path="$S" --null=1M extra
 
 out=$("$VBLKD" --print-capabilities); rc=$?
