@@ -20,6 +20,8 @@ packages=(
 	gzip xz-utils zstd util-linux coreutils
 	# storage fault tests (tests/func/test_daemon_faults.c): device-mapper
 	dmsetup
+	# benchmark chart (bench/run.sh)
+	python3-matplotlib
 	# script hygiene
 	shellcheck
 )
