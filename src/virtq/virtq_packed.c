@@ -203,6 +203,27 @@ static void track_commit(struct virtq *vq, const struct track_cursor *c, unsigne
 	e->inflight_last = c->last;
 }
 
+/*
+ * Map one descriptor of a chain into e: an indirect table (which must be
+ * the chain's only descriptor, n == 1) or a plain buffer. Shared by pops
+ * from the ring and replays from the inflight area. -EIO after marking vq
+ * broken.
+ */
+static int map_desc(struct virtq *vq, const struct gmem *mem, struct virtq_elem *e,
+		    unsigned max_iov, const struct pdesc_snap *d, unsigned n)
+{
+	if (d->flags & VRING_DESC_F_INDIRECT) {
+		/* An indirect descriptor stands alone in the ring. */
+		if (n != 1) {
+			virtq_set_broken(vq, "packed: indirect descriptor inside a chain");
+			return -EIO;
+		}
+		return pop_indirect(vq, mem, e, max_iov, d) < 0 ? -EIO : 0;
+	}
+	return virtq_map_buf(vq, mem, e, max_iov, d->addr, d->len,
+			     d->flags & VRING_DESC_F_WRITE) < 0 ? -EIO : 0;
+}
+
 /**
  * virtq_pop_packed - take the chain at last_avail_idx (see virtq_pop()).
  * @vq: the queue; @mem: guest memory for this batch; @elem: filled on
@@ -239,18 +260,8 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 		if (vq->track && track_desc(vq, &tc, &d) < 0)
 			return -EIO;
 
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			/* An indirect descriptor stands alone in the ring. */
-			if (n != 1) {
-				virtq_set_broken(vq, "packed: indirect descriptor inside a chain");
-				return -EIO;
-			}
-			if (pop_indirect(vq, mem, &e, max_iov, &d) < 0)
-				return -EIO;
-		} else if (virtq_map_buf(vq, mem, &e, max_iov, d.addr, d.len,
-					 d.flags & VRING_DESC_F_WRITE) < 0) {
+		if (map_desc(vq, mem, &e, max_iov, &d, n) < 0)
 			return -EIO;
-		}
 
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
@@ -315,17 +326,8 @@ int virtq_repop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_el
 			virtq_set_broken(vq, "packed: inflight chain flags inconsistent");
 			return -EIO;
 		}
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (n != 1) {
-				virtq_set_broken(vq, "packed: indirect descriptor inside a chain");
-				return -EIO;
-			}
-			if (pop_indirect(vq, mem, &e, max_iov, &d) < 0)
-				return -EIO;
-		} else if (virtq_map_buf(vq, mem, &e, max_iov, d.addr, d.len,
-					 d.flags & VRING_DESC_F_WRITE) < 0) {
+		if (map_desc(vq, mem, &e, max_iov, &d, n) < 0)
 			return -EIO;
-		}
 		last = j;
 		if (k + 1 < n)
 			j = READ_ONCE(s->next);
