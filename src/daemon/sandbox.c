@@ -116,8 +116,9 @@ static const int sandbox_allowed[] = {
 	/* not seen, harmless: signal return paths, getpid for abort() */
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(getpid),
 	/* polling loops read the clock: the vDSO, unless the clocksource
-	 * cannot be read from userspace (some VMs), then a real call */
-	SCMP_SYS(clock_gettime),
+	 * cannot be read from userspace (some VMs), then a real call; and
+	 * yield when a poll finds nothing */
+	SCMP_SYS(clock_gettime), SCMP_SYS(sched_yield),
 };
 
 /*
@@ -138,7 +139,7 @@ static const int sandbox_eacces[] __attribute__((unused)) = {
 #ifdef SANDBOX_ASAN
 static const int sandbox_asan_allowed[] = {
 	SCMP_SYS(sigaltstack), SCMP_SYS(getppid), SCMP_SYS(prctl), SCMP_SYS(gettid),
-	SCMP_SYS(sched_yield), SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4),
+	SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4),
 	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(getdents), SCMP_SYS(getdents64),
 	SCMP_SYS(lseek),
 	SCMP_SYS(readlink), SCMP_SYS(pread64), SCMP_SYS(rt_sigaction), SCMP_SYS(kill),

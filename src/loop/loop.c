@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,13 @@ struct loop_poller {
 #define LOOP_POLL_FD_BUSY 64
 #define LOOP_POLL_FD_IDLE 8
 
+/* A yield that kept the loop off its CPU this long met a thread that does
+ * not sleep (see loop_adaptive_idle); ADAPTIVE then stops polling for
+ * LOOP_CONTENDED_NS. Work items of io_uring's workers take microseconds;
+ * a scheduler slice is milliseconds. */
+#define LOOP_YIELD_LONG_NS 300000u
+#define LOOP_CONTENDED_NS 100000000u
+
 struct loop {
 	char name[32];
 	int epfd;
@@ -91,6 +99,7 @@ struct loop {
 	bool sleeping;          /* polling loop: armed, next wait blocks */
 	uint64_t idle_since;    /* ns; 0: the last poll found work */
 	uint64_t iter;
+	uint64_t contended_until;  /* ns; ADAPTIVE sleeps when idle until then */
 };
 
 /* Sentinel used as the wake fd's epoll data. */
@@ -290,6 +299,58 @@ static bool loop_settle_armed(struct loop *l)
 	return worked;
 }
 
+/*
+ * ADAPTIVE: arm every poller and, unless one had work pending, sleep on
+ * the next iteration. Arm, then look once more: work that arrived before
+ * a poller published "notify me" is reported here, work after it wakes
+ * epoll.
+ */
+static void loop_adaptive_sleep(struct loop *l)
+{
+	if (loop_arm_pollers(l))
+		l->idle_since = 0;
+	else
+		l->sleeping = true;
+}
+
+/*
+ * ADAPTIVE, an iteration that found nothing. Give the CPU to whatever
+ * else is runnable on it (io_uring's workers doing this loop's file I/O
+ * run on the same CPU), then decide whether to keep polling.
+ *
+ * How long the yield took tells who else is there. Threads that do a
+ * little and sleep (io-wq workers, a guest's vCPU thread that halts)
+ * give the CPU back within microseconds: polling stays worth it. A thread
+ * that never sleeps (another poller, a CPU hog) holds it for a whole
+ * scheduler slice: every empty poll then costs milliseconds, so the loop
+ * stops polling for LOOP_CONTENDED_NS and sleeps as soon as it runs out
+ * of work, which the scheduler rewards with prompt wakeups.
+ */
+static void loop_adaptive_idle(struct loop *l)
+{
+	uint64_t before = now_ns(), now;
+
+	if (before < l->contended_until) {
+		loop_adaptive_sleep(l);
+		return;
+	}
+	sched_yield();
+	now = now_ns();
+	if (now - before >= LOOP_YIELD_LONG_NS) {
+		if (now >= l->contended_until + LOOP_CONTENDED_NS)
+			log_debug("%s: CPU shared with a busy thread (%.1f ms off it): "
+				  "sleeping when idle for %u ms", l->name, (now - before) / 1e6,
+				  LOOP_CONTENDED_NS / 1000000u);
+		l->contended_until = now + LOOP_CONTENDED_NS;
+		loop_adaptive_sleep(l);
+		return;
+	}
+	if (!l->idle_since)
+		l->idle_since = now;
+	else if (now - l->idle_since >= l->idle_ns)
+		loop_adaptive_sleep(l);
+}
+
 /* One polling iteration (mode POLL or ADAPTIVE, with pollers). */
 static void loop_poll_iteration(struct loop *l)
 {
@@ -326,21 +387,13 @@ static void loop_poll_iteration(struct loop *l)
 
 	if (found) {
 		l->idle_since = 0;
-	} else if (l->mode == LOOP_POLL_ADAPTIVE) {
-		uint64_t now = now_ns();
-
-		if (!l->idle_since) {
-			l->idle_since = now;
-		} else if (now - l->idle_since >= l->idle_ns) {
-			/* Arm, then look once more: work that arrived before a
-			 * poller published "notify me" is reported here, work
-			 * after it wakes epoll. */
-			if (loop_arm_pollers(l))
-				l->idle_since = 0;
-			else
-				l->sleeping = true;
-		}
+		return;
 	}
+	if (l->mode == LOOP_POLL_BUSY) {
+		sched_yield();
+		return;
+	}
+	loop_adaptive_idle(l);
 }
 
 int loop_run(struct loop *l)

@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -178,6 +180,40 @@ static void noop_fn(void *arg)
 	(void)arg;
 }
 
+/* The loop thread and the hog share CPU 0 in the contention test. */
+static void set_cpus(pthread_t t, bool only0)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if (only0)
+		CPU_SET(0, &set);
+	else
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			CPU_SET(i, &set);
+	pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+static void pin_fn(void *arg)
+{
+	set_cpus(pthread_self(), true);
+}
+
+static void unpin_fn(void *arg)
+{
+	set_cpus(pthread_self(), false);
+}
+
+static atomic_int hog_stop;
+
+static void *hog_main(void *arg)
+{
+	set_cpus(pthread_self(), true);
+	while (!atomic_load_explicit(&hog_stop, memory_order_relaxed))
+		;
+	return NULL;
+}
+
 /* CPU the loop thread burns over ms milliseconds. */
 static uint64_t cpu_over(struct src *s, unsigned ms)
 {
@@ -297,6 +333,49 @@ int main(void)
 	for (int i = 0; i < 1000 && atomic_load(&s.polls) == polls; i++)
 		sleep_us(1000);
 	ok(atomic_load(&s.polls) > polls, "adaptive: polling resumed after the wakeup");
+
+	/*
+	 * ADAPTIVE on a CPU shared with a thread that never sleeps: polling
+	 * would only take turns with it, a scheduler slice each, so the loop
+	 * must notice and sleep when idle, long before idle_ns (10 s here).
+	 */
+	is(set_mode(s.l, LOOP_POLL_ADAPTIVE, 10000000000u), 0, "adaptive with a 10 s idle time");
+	loop_call(s.l, pin_fn, NULL);
+	{
+		bool polling = false;
+
+		/* Alone on its CPU it keeps polling (retry: a busy host may
+		 * steal the CPU long enough to look like a hog). */
+		for (int i = 0; i < 5 && !polling; i++) {
+			if (i)  /* let a contended period (100 ms) run out */
+				sleep_us(150000);
+			src_produce(&s);
+			lost += !wait_consumed(&s);
+			sleep_us(20000);
+			polling = atomic_load(&s.notify) == 0;
+		}
+		ok(polling, "adaptive, CPU to itself: still polling 20 ms after the last item");
+	}
+	{
+		pthread_t hog;
+		uint64_t t0 = now_ns();
+
+		atomic_store(&hog_stop, 0);
+		pthread_create(&hog, NULL, hog_main, NULL);
+		while (!atomic_load(&s.notify) && now_ns() - t0 < 3000000000u)
+			sleep_us(1000);
+		ok(atomic_load(&s.notify) == 1, "adaptive, CPU shared with a spinning thread: "
+		   "asleep after %.1f ms (idle time 10 s)", (now_ns() - t0) / 1e6);
+		for (int i = 0; i < 200; i++) {
+			src_produce(&s);
+			lost += !wait_consumed(&s);
+		}
+		is(lost, 0u, "adaptive, CPU shared: 200 items served (longest wait %.3f ms)",
+		   max_wait_ns / 1e6);
+		atomic_store(&hog_stop, 1);
+		pthread_join(hog, NULL);
+	}
+	loop_call(s.l, unpin_fn, NULL);
 
 	/* Deleting the poller returns the loop to plain events. */
 	loop_call(s.l, del_fn, &s);
