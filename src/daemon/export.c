@@ -87,8 +87,12 @@ void equeue_notify(struct equeue *q)
 	ssize_t n UNUSED;
 
 	/* A stopped queue's vring belongs to the control thread again. */
-	if ((!q->running && !q->stopping) || !vr || vr->call_fd < 0)
+	if ((!q->running && !q->stopping) || !vr)
 		return;
+	if (vr->call_fd < 0) {
+		virtq_flush(&vr->vq);   /* the driver polls: publish, no interrupt */
+		return;
+	}
 	if (virtq_needs_notify(&vr->vq))
 		n = write(vr->call_fd, &one, sizeof(one));
 }
@@ -121,7 +125,7 @@ static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 	struct equeue *q = r->q;
 	bool was_full = q->vr && q->inflight >= q->vr->vq.num;
 
-	virtq_push(&q->vr->vq, &r->elem, used_len);
+	virtq_fill(&q->vr->vq, &r->elem, used_len);
 	gmem_put(r->mem);
 	equeue_req_put(q, r);
 	q->inflight--;

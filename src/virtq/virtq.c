@@ -136,17 +136,32 @@ int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	return ret < 0 ? -EIO : ret;
 }
 
-void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
+void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	if (vq->packed)
 		virtq_push_packed(vq, elem, len);
 	else
-		virtq_push_split(vq, elem, len);
+		virtq_fill_split(vq, elem, len);
+}
+
+void virtq_flush(struct virtq *vq)
+{
+	if (!vq->packed)
+		virtq_flush_split(vq);
+}
+
+void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
+{
+	virtq_fill(vq, elem, len);
+	virtq_flush(vq);
 }
 
 bool virtq_needs_notify(struct virtq *vq)
 {
-	return vq->packed ? virtq_needs_notify_packed(vq) : virtq_needs_notify_split(vq);
+	if (vq->packed)
+		return virtq_needs_notify_packed(vq);
+	virtq_flush_split(vq);
+	return virtq_needs_notify_split(vq);
 }
 
 void virtq_disable_notify(struct virtq *vq)

@@ -88,6 +88,7 @@ struct virtq {
 	uint16_t last_avail_idx;    /* next avail entry to read (split and packed) */
 	uint16_t shadow_avail_idx;  /* split: last avail->idx read from the guest */
 	uint16_t used_idx;          /* next used entry to write */
+	uint16_t used_pub;          /* split: used->idx as we last published it */
 	uint16_t signalled_used;    /* used_idx at the last notification */
 	bool signalled_used_valid;
 	/* packed */
@@ -142,9 +143,21 @@ int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
 
 /*
- * virtq_needs_notify - after one or more pushes: should the driver be
- * interrupted (used buffer notification), honouring EVENT_IDX or the
- * NO_INTERRUPT flag? Records the notification as sent if true.
+ * virtq_fill / virtq_flush - virtq_push in two steps, for batches: fill
+ * writes the used entry, flush makes every filled entry visible to the
+ * driver at once. A split ring then moves used->idx once per batch, so
+ * a driver polling it takes that cache line once per batch, not once per
+ * request. (A packed ring publishes each entry in virtq_fill.)
+ * virtq_needs_notify flushes first.
+ */
+void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
+void virtq_flush(struct virtq *vq);
+
+/*
+ * virtq_needs_notify - after one or more pushes (or fills: it flushes
+ * them): should the driver be interrupted (used buffer notification),
+ * honouring EVENT_IDX or the NO_INTERRUPT flag? Records the notification
+ * as sent if true.
  */
 bool virtq_needs_notify(struct virtq *vq);
 

@@ -100,7 +100,8 @@ int virtq_repop_split(struct virtq *vq, const struct gmem *mem, struct virtq_ele
 		      struct iovec *iov, unsigned max_iov);
 int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 		    struct iovec *iov, unsigned max_iov);
-void virtq_push_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
+void virtq_fill_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
+void virtq_flush_split(struct virtq *vq);
 bool virtq_needs_notify_split(struct virtq *vq);
 void virtq_disable_notify_split(struct virtq *vq);
 bool virtq_enable_notify_split(struct virtq *vq);

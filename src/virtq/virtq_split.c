@@ -43,6 +43,7 @@ int virtq_init_split(struct virtq *vq, const struct virtq_config *cfg)
 	vq->shadow_avail_idx = cfg->base;
 	/* Resume after a reconnect: the used ring says how far we got. */
 	vq->used_idx = READ_ONCE(vq->used->idx);
+	vq->used_pub = vq->used_idx;
 	vq->signalled_used = vq->used_idx;
 	vq->signalled_used_valid = false;
 	return 0;
@@ -296,35 +297,54 @@ err:
 	free(list);
 }
 
-void virtq_push_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
+void virtq_fill_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	vring_used_elem_t *u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
 	struct virtq_inflight_split *r = vq->track;
 
 	if (r) {
-		/* A batch of one: record it before used->idx can move. */
+		/* Join the batch list before used->idx can move: the newest
+		 * entry heads it, so the batch is its first used_idx - used_pub
+		 * entries (what recovery walks). */
 		WRITE_ONCE(r->desc[elem->id].next, vq->track_batch_head);
 		WRITE_ONCE(r->last_batch_head, elem->id);
 		vq->track_batch_head = elem->id;
 	}
 	WRITE_ONCE(u->id, elem->id);
 	WRITE_ONCE(u->len, len);
-	/* The entry (and the batch list) before the index: pairs with the
-	 * driver's smp_rmb() after it reads used->idx, and with recovery. */
-	smp_wmb();
+	/* Entries between used_pub and used_idx are unpublished: at most
+	 * the requests in flight, never more than the ring holds. */
 	vq->used_idx++;
-	WRITE_ONCE(vq->used->idx, vq->used_idx);
-	if (r) {
-		/* used->idx, then the inflight mark, then our copy of the
-		 * index: recovery tells which step we died at by comparing
-		 * r->used_idx with used->idx (virtq_track_init_split). */
-		smp_wmb();
-		WRITE_ONCE(r->desc[elem->id].inflight, 0);
-		smp_wmb();
-		WRITE_ONCE(r->used_idx, vq->used_idx);
-	}
 	if (vq->inflight)
 		vq->inflight--;
+}
+
+void virtq_flush_split(struct virtq *vq)
+{
+	struct virtq_inflight_split *r = vq->track;
+	uint16_t n = (uint16_t)(vq->used_idx - vq->used_pub), head;
+
+	if (!n)
+		return;
+	/* The entries (and the batch list) before the index: pairs with the
+	 * driver's smp_rmb() after it reads used->idx, and with recovery. */
+	smp_wmb();
+	WRITE_ONCE(vq->used->idx, vq->used_idx);
+	vq->used_pub = vq->used_idx;
+	if (!r)
+		return;
+	/* used->idx, then the batch's inflight marks, then our copy of the
+	 * index: recovery tells which step we died at by comparing
+	 * r->used_idx with used->idx (virtq_track_init_split). */
+	smp_wmb();
+	head = vq->track_batch_head;
+	/* head < track_num: the frontend can write this list too. */
+	for (uint16_t i = 0; i < n && head < vq->track_num; i++) {
+		WRITE_ONCE(r->desc[head].inflight, 0);
+		head = READ_ONCE(r->desc[head].next);
+	}
+	smp_wmb();
+	WRITE_ONCE(r->used_idx, vq->used_idx);
 }
 
 bool virtq_needs_notify_split(struct virtq *vq)

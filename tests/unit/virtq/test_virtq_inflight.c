@@ -45,6 +45,8 @@ struct t {
 	uint8_t state[MAX_REQ];        /* 0 unused, 1 driver made available, 2 completed */
 	struct out { struct virtq_elem el; uint64_t seq, order; } outst[64];
 	unsigned nout;
+	struct out filled[64];         /* split: used entries written, not yet published */
+	unsigned nfilled;
 	uint64_t pop_order;
 	bool failed;
 };
@@ -195,6 +197,21 @@ static void dev_push(struct t *t, unsigned i)
 	t->outst[i] = t->outst[--t->nout];
 }
 
+/* Device, batched: write the used entry now, publish it at dev_flush. */
+static void dev_fill(struct t *t, unsigned i)
+{
+	virtq_fill(&t->vq, &t->outst[i].el, 1);
+	if (!t->packed)   /* a packed ring publishes in virtq_fill */
+		t->filled[t->nfilled++] = t->outst[i];
+	t->outst[i] = t->outst[--t->nout];
+}
+
+static void dev_flush(struct t *t)
+{
+	virtq_flush(&t->vq);
+	t->nfilled = 0;
+}
+
 static int cmp_order(const void *a, const void *b)
 {
 	const struct out *x = a, *y = b;
@@ -218,8 +235,14 @@ static uint16_t qemu_base(struct t *t, uint16_t junk)
 static bool crash_and_check(struct t *t, uint16_t junk)
 {
 	struct out held[64];
-	unsigned n = t->nout, i;
+	unsigned n, i;
 
+	/* Filled but unpublished: the driver never saw them, so they are
+	 * still in flight and must come back. */
+	memcpy(t->outst + t->nout, t->filled, t->nfilled * sizeof(t->filled[0]));
+	t->nout += t->nfilled;
+	t->nfilled = 0;
+	n = t->nout;
 	memcpy(held, t->outst, n * sizeof(held[0]));
 	qsort(held, n, sizeof(held[0]), cmp_order);
 	memset(&t->vq, 0xa5, sizeof(t->vq));   /* the process is gone */
@@ -244,8 +267,12 @@ static bool crash_and_check(struct t *t, uint16_t junk)
 	return true;
 }
 
-/* Random adds, pops, out-of-order pushes and crashes, then a drain. */
-static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed)
+/*
+ * Random adds, pops, out-of-order pushes and crashes, then a drain.
+ * @batch: completions are filled and published in batches (virtq_fill /
+ * virtq_flush), so crashes also land between the two.
+ */
+static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed, bool batch)
 {
 	struct t t;
 	unsigned crashes = 0;
@@ -259,8 +286,10 @@ static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed)
 			(void)drv_add(&t, (unsigned)rand());
 		else if (r < 65)
 			(void)dev_pop(&t, NULL);
-		else if (r < 90 && t.nout)
-			dev_push(&t, (unsigned)rand() % t.nout);
+		else if (r < 88 && t.nout)
+			(batch ? dev_fill : dev_push)(&t, (unsigned)rand() % t.nout);
+		else if (r < 91)
+			dev_flush(&t);
 		else if (r < 96)
 			drv_reap(&t);
 		else if (crash_and_check(&t, (uint16_t)rand()))
@@ -271,7 +300,8 @@ static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed)
 		int ret = dev_pop(&t, NULL);
 
 		while (t.nout)
-			dev_push(&t, (unsigned)rand() % t.nout);
+			(batch ? dev_fill : dev_push)(&t, (unsigned)rand() % t.nout);
+		dev_flush(&t);
 		drv_reap(&t);
 		if (ret == 0)
 			break;
@@ -281,9 +311,9 @@ static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed)
 	for (uint64_t q = 0; q < t.next_seq; q++)
 		if (t.state[q] != 2)
 			fail(&t, "request never completed", q);
-	ok(!t.failed && !t.vq.broken, "%s ring %u: %llu requests, %u crashes: each completed once, "
-	   "recovered ones first in order", packed ? "packed" : "split", num,
-	   (unsigned long long)t.next_seq, crashes);
+	ok(!t.failed && !t.vq.broken, "%s ring %u%s: %llu requests, %u crashes: each completed "
+	   "once, recovered ones first in order", packed ? "packed" : "split", num,
+	   batch ? " (batched completions)" : "", (unsigned long long)t.next_seq, crashes);
 	t_fini(&t);
 }
 
@@ -364,6 +394,56 @@ static void test_torn_push(bool packed, bool published)
 	ok(!t.failed, "%s: torn push (%s): every request completed once",
 	   packed ? "packed" : "split", published ? "published" : "not published");
 	free(before);
+	t_fini(&t);
+}
+
+/*
+ * Split, a batch of three completions torn after used->idx moved: the
+ * inflight marks and the recorded used index are as before the flush.
+ * Recovery must count all three as done (they are in the driver's hands)
+ * and resubmit only the two never completed.
+ */
+static void test_torn_batch(void)
+{
+	struct virtq_inflight_split *r;
+	struct vring_used *used;
+	uint64_t seq[3];
+	uint16_t u0, h;
+	struct t t;
+	bool sane;
+
+	t_init(&t, false, 8, 8);
+	fill(&t, 5);
+	used = (struct vring_used *)(t.drv + DEV_OFF);
+	r = t.region;
+	u0 = used->idx;
+	for (int i = 0; i < 3; i++) {
+		seq[i] = t.outst[0].seq;
+		dev_fill(&t, 0);
+	}
+	sane = used->idx == u0;
+	dev_flush(&t);
+	ok(sane && used->idx == (uint16_t)(u0 + 3) && r->used_idx == used->idx,
+	   "split batch: used->idx moves once, at the flush, by 3");
+	/* undo the flush's last steps: marks set again, index not recorded */
+	h = r->last_batch_head;
+	for (int i = 0; i < 3; i++) {
+		r->desc[h].inflight = 1;
+		h = r->desc[h].next;
+	}
+	r->used_idx = u0;
+	drv_reap(&t);
+	ok(t.state[seq[0]] == 2 && t.state[seq[1]] == 2 && t.state[seq[2]] == 2,
+	   "split batch: the driver saw all three completions");
+	ok(crash_and_check(&t, 0) && virtq_resubmit_pending(&t.vq) == 0 && !t.failed,
+	   "split batch torn after publishing: 2 requests resubmitted, the batch of 3 not");
+	while (t.nout)
+		dev_push(&t, 0);
+	drv_reap(&t);
+	for (uint64_t q = 0; q < t.next_seq; q++)
+		if (t.state[q] != 2)
+			fail(&t, "request never completed", q);
+	ok(!t.failed, "split batch torn: every request completed once");
 	t_fini(&t);
 }
 
@@ -570,11 +650,16 @@ int main(void)
 		test_torn_push(packed, true);
 		test_torn_push(packed, false);
 		test_garbage_counters(packed);
-		run_random(packed, 8, 3000, 1);
-		run_random(packed, 16, 20000, 2);
-		run_random(packed, 4, 20000, 3);
+		run_random(packed, 8, 3000, 1, false);
+		run_random(packed, 16, 20000, 2, false);
+		run_random(packed, 4, 20000, 3, false);
 	}
-	run_random(true, 5, 20000, 4);    /* packed rings need not be a power of two */
+	run_random(true, 5, 20000, 4, false);    /* packed rings need not be a power of two */
+	run_random(false, 8, 20000, 5, true);
+	run_random(false, 16, 20000, 6, true);
+	run_random(false, 4, 20000, 7, true);
+	run_random(true, 8, 5000, 8, true);
+	test_torn_batch();
 	test_torn_pop_packed();
 	for (size_t i = 0; i < sizeof(split_bad) / sizeof(split_bad[0]); i++)
 		hostile(false, split_bad[i].what, split_bad[i].fn);
