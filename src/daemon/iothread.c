@@ -45,11 +45,15 @@ static void iothread_storage_disarm(void *opaque)
 	storage_chan_poll_start(t->chan);
 }
 
-/* End of a loop iteration: one notification per dirty queue, one submit. */
+/*
+ * End of a loop iteration: requests finished without the kernel, then one
+ * notification per dirty queue, then one submit.
+ */
 static void iothread_idle(void *opaque)
 {
 	struct iothread *t = opaque;
 
+	storage_chan_drain(t->chan);
 	while (t->dirty) {
 		struct equeue *q = t->dirty;
 
@@ -84,6 +88,7 @@ static void iothread_setup_fn(void *arg)
 	s->ret = storage_chan_create(1024, &t->chan);
 	if (s->ret)
 		return;
+	storage_chan_set_drained(t->chan, true);   /* by iothread_idle */
 	s->ret = loop_add_fd(t->loop, storage_chan_fd(t->chan), EPOLLIN,
 			     iothread_on_storage, t);
 	if (!s->ret)

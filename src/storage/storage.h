@@ -131,6 +131,20 @@ unsigned storage_chan_poll(struct storage_chan *ch);
 void storage_chan_poll_start(struct storage_chan *ch);
 bool storage_chan_poll_stop(struct storage_chan *ch);
 
+/*
+ * storage_chan_set_drained / storage_chan_drain - for an owner that runs
+ * storage_chan_drain at the end of every loop iteration: requests that
+ * complete without the kernel (null engine, errors found at submission)
+ * then do not signal the fd, which saves a write, a wakeup and a read per
+ * batch. drain runs the callbacks of those local completions (and of CQEs
+ * already posted); whatever callbacks keep queueing after a few rounds
+ * signals the fd, so the next iteration finds it. Returns the number of
+ * callbacks run.
+ * Context: the chan's thread; drain not from a storage callback.
+ */
+void storage_chan_set_drained(struct storage_chan *ch, bool on);
+unsigned storage_chan_drain(struct storage_chan *ch);
+
 /* Requests submitted and not yet called back. */
 unsigned storage_chan_inflight(const struct storage_chan *ch);
 

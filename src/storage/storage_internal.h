@@ -61,6 +61,7 @@ struct storage_chan {
 	struct storage_io_list pending; /* waiting for an SQE (ring full) */
 	struct storage_io_list done;   /* completed without the kernel */
 	bool polled;                   /* a poller checks done: no eventfd kicks */
+	bool drained;                  /* the owner calls storage_chan_drain */
 };
 
 struct storage_ops {

@@ -138,7 +138,7 @@ void storage_chan_complete(struct storage_chan *ch, struct storage_io *io, int r
 
 	io->res = res;
 	storage_io_list_push(&ch->done, io);
-	if (was_empty && !ch->polled)
+	if (was_empty && !ch->polled && !ch->drained)
 		storage_chan_kick(ch);
 }
 
@@ -457,6 +457,27 @@ unsigned storage_chan_poll(struct storage_chan *ch)
 		storage_chan_flush(ch);
 
 	return ch->callbacks - start;
+}
+
+void storage_chan_set_drained(struct storage_chan *ch, bool on)
+{
+	ch->drained = on;
+}
+
+/* Rounds of callbacks queueing more local completions (a completion that
+ * lets a full queue pop again, whose request the null engine finishes at
+ * once) before the rest is left to the next loop iteration. */
+#define STORAGE_DRAIN_ROUNDS 4
+
+unsigned storage_chan_drain(struct storage_chan *ch)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STORAGE_DRAIN_ROUNDS && !storage_io_list_empty(&ch->done); i++)
+		n += storage_chan_poll(ch);
+	if (!storage_io_list_empty(&ch->done) && !ch->polled)
+		storage_chan_kick(ch);
+	return n;
 }
 
 void storage_chan_poll_start(struct storage_chan *ch)

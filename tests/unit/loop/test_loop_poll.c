@@ -214,6 +214,35 @@ static void *hog_main(void *arg)
 	return NULL;
 }
 
+/* Is CPU 0 shared with a thread that does not sleep? Yield on it for
+ * 100 ms and see if a yield ever kept us off it for 300 us. */
+static void *probe_main(void *arg)
+{
+	uint64_t *worst = arg, t0 = now_ns();
+
+	set_cpus(pthread_self(), true);
+	while (now_ns() - t0 < 100000000u) {
+		uint64_t a = now_ns(), d;
+
+		sched_yield();
+		d = now_ns() - a;
+		if (d > *worst)
+			*worst = d;
+	}
+	return NULL;
+}
+
+static bool cpu0_shared(void)
+{
+	uint64_t worst = 0;
+	pthread_t t;
+
+	pthread_create(&t, NULL, probe_main, &worst);
+	pthread_join(t, NULL);
+	diag("CPU 0 probe: longest yield %.3f ms", worst / 1e6);
+	return worst >= 300000u;
+}
+
 /* CPU the loop thread burns over ms milliseconds. */
 static uint64_t cpu_over(struct src *s, unsigned ms)
 {
@@ -345,7 +374,9 @@ int main(void)
 		bool polling = false;
 
 		/* Alone on its CPU it keeps polling (retry: a busy host may
-		 * steal the CPU long enough to look like a hog). */
+		 * steal the CPU long enough to look like a hog). Other tests
+		 * run in parallel, though: if a probe on CPU 0 finds it
+		 * really shared, sleeping was right and the check is moot. */
 		for (int i = 0; i < 5 && !polling; i++) {
 			if (i)  /* let a contended period (100 ms) run out */
 				sleep_us(150000);
@@ -354,7 +385,10 @@ int main(void)
 			sleep_us(20000);
 			polling = atomic_load(&s.notify) == 0;
 		}
-		ok(polling, "adaptive, CPU to itself: still polling 20 ms after the last item");
+		if (!polling && cpu0_shared())
+			skip("adaptive, CPU to itself: CPU 0 is busy with other work here");
+		else
+			ok(polling, "adaptive, CPU to itself: still polling 20 ms after the last item");
 	}
 	{
 		pthread_t hog;

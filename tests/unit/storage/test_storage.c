@@ -196,6 +196,86 @@ static void test_null(void)
 	storage_close(st);
 }
 
+/*
+ * A drained chan (its owner calls storage_chan_drain at the end of each
+ * loop iteration): local completions do not signal the fd; drain runs
+ * them, including ones their callbacks chain on, for a few rounds, and
+ * leaves an endless chain to the fd.
+ */
+struct chain {
+	struct tio t;
+	struct storage_chan *ch;
+	struct storage *st;
+	unsigned left;           /* callbacks that submit another request */
+};
+
+static void chain_cb(struct storage_io *io, int res)
+{
+	struct chain *c = (struct chain *)io;
+
+	tio_cb(io, res);
+	if (c->left) {
+		c->left--;
+		storage_submit(c->ch, c->st, &c->t.io);
+	}
+}
+
+static void test_drained(void)
+{
+	struct storage_params p = { .engine = STORAGE_NULL, .size = 1 << 20 };
+	uint8_t buf[512];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct storage *st;
+	struct storage_chan *ch;
+	struct pollfd pfd;
+	struct chain c;
+	struct tio t;
+
+	diag("drained chan");
+	if (storage_open(&p, &st) || storage_chan_create(8, &ch))
+		tap_bail("null storage set-up");
+	storage_chan_set_drained(ch, true);
+	pfd = (struct pollfd){ .fd = storage_chan_fd(ch), .events = POLLIN };
+	tio_init(&t, STORAGE_OP_READ, 0, &iov, 1);
+	storage_submit(ch, st, &t.io);
+	storage_chan_flush(ch);
+	is(poll(&pfd, 1, 0), 0, "drained: a local completion does not signal the fd");
+	is(storage_chan_drain(ch), 1, "drained: drain runs its callback");
+	ok(t.calls == 1 && t.res == 0 && storage_chan_inflight(ch) == 0, "drained: read done");
+	is(storage_chan_drain(ch), 0, "drained: nothing left");
+
+	c = (struct chain){ .ch = ch, .st = st, .left = 2 };
+	tio_init(&c.t, STORAGE_OP_READ, 0, &iov, 1);
+	c.t.io.cb = chain_cb;
+	storage_submit(ch, st, &c.t.io);
+	is(storage_chan_drain(ch), 3, "drained: callbacks that submit again are run in the same drain");
+	pfd.revents = 0;
+	is(poll(&pfd, 1, 0), 0, "drained: and the fd stays quiet");
+
+	c = (struct chain){ .ch = ch, .st = st, .left = 100 };
+	tio_init(&c.t, STORAGE_OP_READ, 0, &iov, 1);
+	c.t.io.cb = chain_cb;
+	storage_submit(ch, st, &c.t.io);
+	ok(storage_chan_drain(ch) < 100, "drained: an endless chain is cut after a few rounds");
+	pfd.revents = 0;
+	is(poll(&pfd, 1, 0), 1, "drained: ... and signals the fd, so the next iteration goes on");
+	/* what the loop does: the fd's handler reaps, the iteration ends with a drain */
+	for (int i = 0; i < 100 && storage_chan_inflight(ch); i++) {
+		storage_chan_reap(ch);
+		storage_chan_drain(ch);
+	}
+	ok(c.left == 0 && storage_chan_inflight(ch) == 0, "drained: later iterations finish the chain");
+
+	storage_chan_set_drained(ch, false);
+	tio_init(&t, STORAGE_OP_READ, 0, &iov, 1);
+	storage_submit(ch, st, &t.io);
+	pfd.revents = 0;
+	is(poll(&pfd, 1, 0), 1, "not drained: a local completion signals the fd again");
+	storage_chan_reap(ch);
+	storage_chan_destroy(ch);
+	storage_close(st);
+}
+
 static char *make_file(const char *dir, size_t size)
 {
 	char *path = malloc(256);
@@ -482,6 +562,7 @@ static void test_file(const char *dir)
 int main(void)
 {
 	test_null();
+	test_drained();
 	test_open_errors("/tmp");
 	test_file("/tmp");
 	if (access("/dev/shm", W_OK) == 0)
