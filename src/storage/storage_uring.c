@@ -168,7 +168,7 @@ static void storage_uring_prep_rw(struct io_uring_sqe *sqe, struct storage_io *i
 		cnt--;
 	}
 
-	if (skip == 0 && !storage_uring_test_max_xfer) {
+	if (skip == 0 && cnt > 1 && !storage_uring_test_max_xfer) {
 		/* More than IOV_MAX entries: the rest goes in a later SQE. */
 		cnt = MIN(cnt, (unsigned)IOV_MAX);
 		if (write)
@@ -176,7 +176,9 @@ static void storage_uring_prep_rw(struct io_uring_sqe *sqe, struct storage_io *i
 		else
 			io_uring_prep_readv(sqe, fd, iov, cnt, off);
 	} else {
-		/* Resume inside an entry: move the rest of that entry alone. */
+		/* One entry left (most requests: READ/WRITE need no iovec
+		 * import, nor its copy when io-wq takes the request), or
+		 * resuming inside an entry: move the rest of it alone. */
 		uint64_t n = MIN(iov->iov_len - skip, (uint64_t)STORAGE_MAX_SINGLE_XFER);
 		char *base = (char *)iov->iov_base + skip;
 
