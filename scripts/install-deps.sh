@@ -22,8 +22,8 @@ packages=(
 	dmsetup
 	# benchmark chart (bench/run.sh)
 	python3-matplotlib
-	# script hygiene
-	shellcheck
+	# script hygiene; the man page check (src/daemon/check-man.sh)
+	shellcheck groff-base
 )
 
 missing=()
