@@ -193,7 +193,11 @@ for rep in $(seq "$repeat"); do
 	for setup in "${setups[@]}"; do
 		if [[ $setup == tmpfs ]]; then
 			rm -f "$img"
-			fallocate -l 1G "$img" # allocated pages: reads hit memory, not holes
+			# Written in full: every server reads real pages. (An fallocated
+			# tmpfs page that was never written reads as zeroes without a
+			# copy, and the randwrite jobs would turn those into real pages
+			# mid-run: whoever ran first would read the cheap ones.)
+			dd if=/dev/zero of="$img" bs=1M count=1024 status=none
 		fi
 		# Each server configuration in turn; the one-queue ones pinned to CPU 0.
 		for cfg in "${configs[@]}"; do
