@@ -222,17 +222,23 @@ int vblkq_writev(struct vblkq *q, uint64_t offset, const struct iovec *iov, int 
 }
 
 /* Complete a slot without the device (e.g. flush on a cache-less disk). */
-static void complete_local(struct vblkq *q, struct lib_req *r, int ret, void *user_data)
+/* Queue @r on the local done list, returned by the next vblkq_do_io. */
+static void done_append(struct vblkq *q, struct lib_req *r)
 {
-	q->free_reqs = r->next;
-	r->user_data = user_data;
-	r->local_ret = ret;
 	r->next = NULL;
 	if (q->done_tail)
 		q->done_tail->next = r;
 	else
 		q->done_head = r;
 	q->done_tail = r;
+}
+
+static void complete_local(struct vblkq *q, struct lib_req *r, int ret, void *user_data)
+{
+	q->free_reqs = r->next;
+	r->user_data = user_data;
+	r->local_ret = ret;
+	done_append(q, r);
 	q->outstanding++;
 }
 
@@ -396,12 +402,7 @@ static void fail_ring(struct vblkq *q)
 			continue;
 		r->on_ring = false;
 		r->local_ret = -ENOTCONN;
-		r->next = NULL;
-		if (q->done_tail)
-			q->done_tail->next = r;
-		else
-			q->done_head = r;
-		q->done_tail = r;
+		done_append(q, r);
 	}
 }
 

@@ -212,6 +212,14 @@ static void dev_flush(struct t *t)
 	t->nfilled = 0;
 }
 
+/* Every request the driver made available has completed. */
+static void check_all_completed(struct t *t)
+{
+	for (uint64_t q = 0; q < t->next_seq; q++)
+		if (t->state[q] != 2)
+			fail(t, "request never completed", q);
+}
+
 static int cmp_order(const void *a, const void *b)
 {
 	const struct out *x = a, *y = b;
@@ -308,9 +316,7 @@ static void run_random(bool packed, unsigned num, unsigned steps, uint32_t seed,
 		if (ret < 0)
 			fail(&t, "queue broke", 0);
 	}
-	for (uint64_t q = 0; q < t.next_seq; q++)
-		if (t.state[q] != 2)
-			fail(&t, "request never completed", q);
+	check_all_completed(&t);
 	ok(!t.failed && !t.vq.broken, "%s ring %u%s: %llu requests, %u crashes: each completed "
 	   "once, recovered ones first in order", packed ? "packed" : "split", num,
 	   batch ? " (batched completions)" : "", (unsigned long long)t.next_seq, crashes);
@@ -388,9 +394,7 @@ static void test_torn_push(bool packed, bool published)
 	while (t.nout)
 		dev_push(&t, 0);
 	drv_reap(&t);
-	for (uint64_t q = 0; q < t.next_seq; q++)
-		if (t.state[q] != 2)
-			fail(&t, "request never completed", q);
+	check_all_completed(&t);
 	ok(!t.failed, "%s: torn push (%s): every request completed once",
 	   packed ? "packed" : "split", published ? "published" : "not published");
 	free(before);
@@ -440,9 +444,7 @@ static void test_torn_batch(void)
 	while (t.nout)
 		dev_push(&t, 0);
 	drv_reap(&t);
-	for (uint64_t q = 0; q < t.next_seq; q++)
-		if (t.state[q] != 2)
-			fail(&t, "request never completed", q);
+	check_all_completed(&t);
 	ok(!t.failed, "split batch torn: every request completed once");
 	t_fini(&t);
 }
