@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
-#include <x86intrin.h>
 
+#include "common/arch.h"   /* header only: cpu cycle counter */
 #include "vblk/vblk.h"
 
 /* Log-linear histogram: values < 64 ns exact, then 32 buckets per power of two. */
@@ -171,12 +171,12 @@ static void *worker_main(void *arg)
 		if (submit(w, i, &seq, &rng) == 0)
 			inflight++;
 	}
-	tsc0 = __rdtsc();
+	tsc0 = arch_cycles();
 	while (inflight) {
-		uint64_t t = o->poll ? now_ns() : 0, c0 = __rdtsc(), c1;
+		uint64_t t = o->poll ? now_ns() : 0, c0 = arch_cycles(), c1;
 		int n = vblkq_do_io(w->q, c, o->poll ? 0 : 1, (int)o->qd, NULL);
 
-		c1 = __rdtsc();
+		c1 = arch_cycles();
 		batch = c1 - c0;
 
 		if (n < 0) {
@@ -215,12 +215,12 @@ static void *worker_main(void *arg)
 				w->hist[bucket(lat)]++;
 			}
 			if (running) {
-				uint64_t s0 = __rdtsc();
+				uint64_t s0 = arch_cycles();
 
 				start[slot] = t;
 				if (submit(w, slot, &seq, &rng) == 0)
 					inflight++;
-				batch += __rdtsc() - s0;
+				batch += arch_cycles() - s0;
 			}
 		}
 		if (o->poll) {
@@ -230,7 +230,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	w->wall_ns = now_ns() - t0;
-	w->tsc_hz = (uint64_t)((double)(__rdtsc() - tsc0) * 1e9 / (double)w->wall_ns);
+	w->tsc_hz = (uint64_t)((double)(arch_cycles() - tsc0) * 1e9 / (double)w->wall_ns);
 	getrusage(RUSAGE_THREAD, &ru1);
 	w->cpu_ns = (uint64_t)((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000000ll +
 			       (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) * 1000ll +

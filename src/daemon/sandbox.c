@@ -7,6 +7,7 @@
  * Knows nothing of exports, vhost or blk.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -92,33 +93,50 @@ static int sandbox_drop_user(const char *name)
 #ifdef HAVE_SECCOMP
 
 /*
+ * One allowed call, by libseccomp name, resolved for the filter's
+ * architecture. Architectures built on the kernel's asm-generic table
+ * (arm64, riscv64, loongarch) lack the old calls (open, unlink,
+ * epoll_wait, getdents, readlink, ...): there glibc makes the newer call
+ * named in @instead, with the same effect. @instead is NULL where every
+ * architecture has the call (a missing one is an error: the list is
+ * wrong), "" where nothing takes the place of an absent call.
+ */
+struct sandbox_call {
+	const char *name;
+	const char *instead;
+};
+#define SYS(n)             { #n, NULL }
+#define SYS_OR(n, instead) { #n, #instead }
+#define SYS_IF_ANY(n)      { #n, "" }
+
+/*
  * Calls the serving daemon makes, any thread, from sandbox_enter() to
  * exit, as seen by strace -f over tests/func and tests/e2e (vblkd backend:
  * fio-verify, trim, guest-view, packed, read-only). Grouped by who makes
  * them; the few not seen in those runs say why they are here.
  */
-static const int sandbox_allowed[] = {
+static const struct sandbox_call sandbox_allowed[] = {
 	/* loops: epoll, eventfd doorbells, kick/call/err eventfds, locks */
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_ctl),
-	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(futex),
+	SYS_OR(epoll_wait, epoll_pwait), SYS(epoll_ctl),
+	SYS(read), SYS(write), SYS(futex),
 	/* vhost-user socket: messages with fds, reconnects on the kept listen fd */
-	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(accept4), SCMP_SYS(close),
+	SYS(recvmsg), SYS(sendmsg), SYS(accept4), SYS(close),
 	/* guest memory: SET_MEM_TABLE / ADD_MEM_REG map received fds (fstat,
 	 * F_GET_SEALS); malloc (brk, madvise, arenas) */
-	SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(brk),
-	SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(fcntl),
+	SYS(munmap), SYS(madvise), SYS(brk),
+	SYS(fstat), SYS(newfstatat), SYS(fcntl),
 	/* GET_INFLIGHT_FD: a new sealed memfd for the inflight area */
-	SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
+	SYS(memfd_create), SYS(ftruncate),
 	/* storage: io_uring (the ring exists already), the sync at close */
-	SCMP_SYS(io_uring_enter), SCMP_SYS(fdatasync),
+	SYS(io_uring_enter), SYS(fdatasync),
 	/* shutdown: removing the socket file, threads ending */
-	SCMP_SYS(unlink), SCMP_SYS(rt_sigprocmask), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SYS_OR(unlink, unlinkat), SYS(rt_sigprocmask), SYS(exit), SYS(exit_group),
 	/* not seen, harmless: signal return paths, getpid for abort() */
-	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(getpid),
+	SYS(rt_sigreturn), SYS(restart_syscall), SYS(getpid),
 	/* polling loops read the clock: the vDSO, unless the clocksource
 	 * cannot be read from userspace (some VMs), then a real call; and
 	 * yield when a poll finds nothing */
-	SCMP_SYS(clock_gettime), SCMP_SYS(sched_yield),
+	SYS(clock_gettime), SYS(sched_yield),
 };
 
 /*
@@ -126,8 +144,8 @@ static const int sandbox_allowed[] = {
  * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap
  * (seen at iothread exit), and copes with not being able to.
  */
-static const int sandbox_eacces[] __attribute__((unused)) = {
-	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2),
+static const struct sandbox_call sandbox_eacces[] __attribute__((unused)) = {
+	SYS_IF_ANY(open), SYS(openat), SYS(openat2),
 };
 
 /*
@@ -137,15 +155,59 @@ static const int sandbox_eacces[] __attribute__((unused)) = {
  * --sandbox=log, from the kernel's audit lines, over tests/func.
  */
 #ifdef SANDBOX_ASAN
-static const int sandbox_asan_allowed[] = {
-	SCMP_SYS(sigaltstack), SCMP_SYS(getppid), SCMP_SYS(prctl), SCMP_SYS(gettid),
-	SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4),
-	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(getdents), SCMP_SYS(getdents64),
-	SCMP_SYS(lseek),
-	SCMP_SYS(readlink), SCMP_SYS(pread64), SCMP_SYS(rt_sigaction), SCMP_SYS(kill),
-	SCMP_SYS(tgkill), SCMP_SYS(mremap), SCMP_SYS(exit), SCMP_SYS(fstat),
+static const struct sandbox_call sandbox_asan_allowed[] = {
+	SYS(sigaltstack), SYS(getppid), SYS(prctl), SYS(gettid),
+	SYS(clone), SYS(ptrace), SYS(wait4),
+	SYS_OR(open, openat), SYS(openat), SYS_OR(getdents, getdents64), SYS(getdents64),
+	SYS(lseek),
+	SYS_OR(readlink, readlinkat), SYS(pread64), SYS(rt_sigaction), SYS(kill),
+	SYS(tgkill), SYS(mremap), SYS(exit), SYS(fstat),
 };
 #endif
+
+/*
+ * The syscall for @c on @arch, in the numbering seccomp_rule_add() takes
+ * (the native one; libseccomp translates for @arch, and gives calls the
+ * native architecture lacks a pseudo number). Return: that number; 0 with
+ * *skip set when the call is absent and nothing replaces it; -ENOSYS when
+ * the list is wrong for @arch.
+ */
+static int sandbox_resolve(uint32_t arch, const struct sandbox_call *c, int *nr, bool *skip)
+{
+	const char *name = c->name;
+
+	*skip = false;
+	if (seccomp_syscall_resolve_name_arch(arch, name) < 0) {
+		name = c->instead;
+		if (name && !*name) {
+			*skip = true;
+			return 0;
+		}
+		if (!name || seccomp_syscall_resolve_name_arch(arch, name) < 0) {
+			log_err("sandbox: no system call %s%s%s on this architecture", c->name,
+				name ? " nor " : "", name ? name : "");
+			return -ENOSYS;
+		}
+	}
+	*nr = seccomp_syscall_resolve_name(name);
+	return *nr == __NR_SCMP_ERROR ? -ENOSYS : 0;
+}
+
+static int sandbox_add_calls(scmp_filter_ctx ctx, uint32_t arch, uint32_t action,
+			     const struct sandbox_call *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool skip;
+		int nr, ret;
+
+		ret = sandbox_resolve(arch, &calls[i], &nr, &skip);
+		if (!ret && !skip)
+			ret = seccomp_rule_add(ctx, action, nr, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
 
 /* Rules whose arguments matter. */
 static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
@@ -154,21 +216,71 @@ static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
 	int ret;
 
 	/* Memory may be mapped or re-protected, never made executable. */
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("mmap"), 1,
 			       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (ret)
 		return ret;
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("mprotect"), 1,
 			       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (ret)
 		return ret;
 	/* abort() (a failed assert) signals itself: let it, to nobody else. */
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("tgkill"), 1,
 			       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)pid));
 	if (ret)
 		return ret;
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("rt_sigaction"), 1,
 				SCMP_A0(SCMP_CMP_EQ, SIGABRT));
+}
+
+/*
+ * The filter for @arch (SCMP_ARCH_NATIVE: this machine), built but not
+ * loaded. Return: 0 or -errno; *out is the caller's to release.
+ */
+static int sandbox_build(enum sandbox_mode mode, uint32_t arch, scmp_filter_ctx *out)
+{
+	scmp_filter_ctx ctx;
+	int ret = 0;
+
+	ctx = seccomp_init(mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		return -ENOMEM;
+	if (arch != SCMP_ARCH_NATIVE && arch != seccomp_arch_native()) {
+		/* Another architecture's filter (tests): only that one. */
+		ret = seccomp_arch_add(ctx, arch);
+		if (!ret)
+			ret = seccomp_arch_remove(ctx, SCMP_ARCH_NATIVE);
+	}
+	arch = arch == SCMP_ARCH_NATIVE ? seccomp_arch_native() : arch;
+	/* Every thread, not just this one; no_new_privs comes along. */
+	if (!ret)
+		ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (!ret)
+		ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+	/* The kernel's own errno from seccomp_load, not -ECANCELED (>= 2.5.0). */
+	if (!ret)
+		(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+	if (!ret)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_allowed,
+					ARRAY_SIZE(sandbox_allowed));
+#ifdef SANDBOX_ASAN
+	if (!ret)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_asan_allowed,
+					ARRAY_SIZE(sandbox_asan_allowed));
+#else
+	if (!ret)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ERRNO(EACCES), sandbox_eacces,
+					ARRAY_SIZE(sandbox_eacces));
+#endif
+	if (!ret)
+		ret = sandbox_add_arg_rules(ctx);
+	if (ret) {
+		log_err("sandbox: cannot build the seccomp filter: %s", strerror(-ret));
+		seccomp_release(ctx);
+		return ret;
+	}
+	*out = ctx;
+	return 0;
 }
 
 static int sandbox_seccomp(enum sandbox_mode mode)
@@ -176,36 +288,32 @@ static int sandbox_seccomp(enum sandbox_mode mode)
 	scmp_filter_ctx ctx;
 	int ret;
 
-	ctx = seccomp_init(mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return -ENOMEM;
-	/* Every thread, not just this one; no_new_privs comes along. */
-	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-	if (!ret)
-		ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
-	/* The kernel's own errno from seccomp_load, not -ECANCELED (>= 2.5.0). */
-	if (!ret)
-		(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_allowed); i++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_allowed[i], 0);
-#ifdef SANDBOX_ASAN
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_asan_allowed); i++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_asan_allowed[i], 0);
-#else
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_eacces); i++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), sandbox_eacces[i], 0);
-#endif
-	if (!ret)
-		ret = sandbox_add_arg_rules(ctx);
-	if (ret) {
-		log_err("sandbox: cannot build the seccomp filter: %s", strerror(-ret));
-		goto out;
-	}
+	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, &ctx);
+	if (ret)
+		return ret;
 	ret = seccomp_load(ctx);
 	/* No CONFIG_SECCOMP_FILTER, or a kernel without TSYNC/KILL_PROCESS. */
 	if (ret == -ECANCELED || ret == -ENOSYS || ret == -EINVAL)
 		ret = -ENOTSUP;
-out:
+	seccomp_release(ctx);
+	return ret;
+}
+
+int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
+{
+	uint32_t token = SCMP_ARCH_NATIVE;
+	scmp_filter_ctx ctx;
+	int ret;
+
+	if (arch) {
+		token = seccomp_arch_resolve_name(arch);
+		if (!token)
+			return -EINVAL;
+	}
+	ret = sandbox_build(mode, token, &ctx);
+	if (ret)
+		return ret;
+	ret = seccomp_export_pfc(ctx, fd);
 	seccomp_release(ctx);
 	return ret;
 }
@@ -213,6 +321,11 @@ out:
 #else /* !HAVE_SECCOMP */
 
 static int sandbox_seccomp(enum sandbox_mode mode)
+{
+	return -ENOTSUP;
+}
+
+int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 {
 	return -ENOTSUP;
 }

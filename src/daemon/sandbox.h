@@ -45,4 +45,15 @@ int sandbox_parse_mode(const char *s, enum sandbox_mode *out);
  */
 int sandbox_enter(const struct sandbox_opts *o);
 
+/*
+ * sandbox_export - write the seccomp filter sandbox_enter() would load, as
+ * libseccomp's readable pseudo filter code, for architecture @arch (a
+ * libseccomp name: "x86_64", "aarch64"; NULL: this machine's) to @fd.
+ * Lets the allow-list be checked for an architecture the tests do not run
+ * on. Return: 0; -EINVAL (unknown @arch), -ENOSYS (a call in the list does
+ * not exist on @arch), -ENOTSUP (built without libseccomp), other -errno.
+ * Context: any thread; loads nothing.
+ */
+int sandbox_export(enum sandbox_mode mode, const char *arch, int fd);
+
 #endif

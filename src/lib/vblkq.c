@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <linux/virtio_blk.h>
 
+#include "common/arch.h"
 #include "common/compiler.h"
 #include "lib/vblk_internal.h"
 #include "virtq/virtq_packed_event.h"
@@ -476,7 +477,7 @@ int vblkq_do_io(struct vblkq *q, struct vblk_completion *c, int min, int max,
 				if (deadline >= 0 && now_ns() >= deadline)
 					break;
 			}
-			__builtin_ia32_pause();
+			cpu_relax();
 			continue;
 		}
 		/* Event mode: ask for an interrupt, re-check, then sleep. */
