@@ -4,8 +4,13 @@
 # Installs everything vblk needs to build and test on Debian 12 (bookworm):
 # toolchain, libraries, and the end-to-end test tools (QEMU with
 # qemu-storage-daemon, fio, busybox, cpio). Idempotent: when every package is
-# already installed it does nothing, without touching apt. Run as root, or as a
-# user with sudo.
+# already installed it does nothing, without touching apt (one dpkg-query
+# call: well under a second). Run as root, or as a user with sudo.
+#
+#   scripts/install-deps.sh          the native build and every test
+#   scripts/install-deps.sh --arm64  the arm64 cross build and qemu-user
+#                                    (scripts/test-arm64.sh; adds the arm64
+#                                    dpkg architecture)
 set -euo pipefail
 
 packages=(
@@ -26,10 +31,33 @@ packages=(
 	shellcheck groff-base
 )
 
+foreign_arch=
+if [[ ${1:-} == --arm64 ]]; then
+	# Cross compiler, the arm64 builds of the libraries vblk links (Debian
+	# multiarch), and qemu-user to run the arm64 test programs here.
+	packages=(
+		gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+		liburing-dev:arm64 libseccomp-dev:arm64
+		qemu-user-static
+	)
+	foreign_arch=arm64
+elif (($#)); then
+	echo "usage: $0 [--arm64]" >&2
+	exit 2
+fi
+
+# One dpkg-query for the lot; a package it does not know is missing.
+native=$(dpkg --print-architecture)
+declare -A installed=()
+while read -r name arch status; do
+	[[ $status == ii* ]] || continue
+	installed[$name:$arch]=1
+	[[ $arch == "$native" || $arch == all ]] && installed[$name]=1
+done < <(dpkg-query -W -f='${Package} ${Architecture} ${db:Status-Abbrev}\n' \
+	"${packages[@]}" 2>/dev/null || true)
 missing=()
 for p in "${packages[@]}"; do
-	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-	[[ $status == ii* ]] || missing+=("$p")
+	[[ -n ${installed[$p]:-} ]] || missing+=("$p")
 done
 
 if ((${#missing[@]} == 0)); then
@@ -46,6 +74,10 @@ else
 	exit 1
 fi
 
+if [[ -n $foreign_arch ]] && ! dpkg --print-foreign-architectures | grep -qx "$foreign_arch"; then
+	echo "install-deps: adding the $foreign_arch dpkg architecture"
+	"${as_root[@]}" dpkg --add-architecture "$foreign_arch"
+fi
 echo "install-deps: installing ${missing[*]}"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
