@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Run vblk's whole test suite the way CI does: install what is needed, build
 # with AddressSanitizer and UndefinedBehaviorSanitizer (warnings are errors),
-# and run every suite (unit, func, e2e). Extra arguments go to `meson test`
-# (for example: scripts/test.sh --suite unit).
+# and run every suite (unit, func, e2e); then the arm64 cross build and its
+# unit tests under qemu-user (scripts/test-arm64.sh). Extra arguments go to
+# `meson test` (for example: scripts/test.sh --suite unit) and skip the arm64
+# run, as does VBLK_ARM64=0. For a quick loop, skip this script once
+# build-test exists: see "Testing" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,15 +27,23 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 rc=0
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=$?
+logs=("$build/meson-logs/testlog.json")
 
-# One plain summary line from meson's own log.
-python3 - "$build/meson-logs/testlog.json" <<'PY' || true
+if (($# == 0)) && [[ ${VBLK_ARM64:-1} != 0 ]]; then
+	arm64=${VBLK_ARM64_BUILD:-build-arm64}
+	VBLK_ARM64_BUILD=$arm64 scripts/test-arm64.sh || rc=1
+	[[ -f $arm64/meson-logs/testlog.json ]] && logs+=("$arm64/meson-logs/testlog.json")
+fi
+
+# One plain summary line from meson's own logs (native and arm64).
+python3 - "${logs[@]}" <<'PY' || true
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
-for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    key = "OK" if r == "OK" else "SKIP" if r == "SKIP" else "FAIL"
-    counts[key] += 1
+for log in sys.argv[1:]:
+    for line in open(log):
+        r = json.loads(line)["result"]
+        key = "OK" if r == "OK" else "SKIP" if r == "SKIP" else "FAIL"
+        counts[key] += 1
 print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
 PY
 exit $rc

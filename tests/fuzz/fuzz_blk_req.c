@@ -37,6 +37,7 @@ static void fb_setup(void)
 	FUZZ_SETUP(storage_open(&p, &st_null) == 0, "null storage");
 	p.read_only = true;
 	FUZZ_SETUP(storage_open(&p, &st_null_ro) == 0, "read-only null storage");
+	FUZZ_REQUIRE(!test_qemu_user(), "qemu-user has no io_uring_setup()");
 	FUZZ_SETUP(storage_chan_create(64, &chan) == 0, "storage chan (io_uring)");
 	/* The file engine over tmpfs; without /dev/shm, null serves all. */
 	fd = mkstemp(path);

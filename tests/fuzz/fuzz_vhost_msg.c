@@ -530,6 +530,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < FV_NUM_QUEUES; i++)
 		FUZZ_CHECK(!fv.running[i], "vring %u left running", i);
 	ret = count_fds();
-	FUZZ_CHECK(ret == fds0, "fd leak: %d open before, %d after", fds0, ret);
+	/* qemu-user keeps the fds a too-small control buffer would have cut */
+	FUZZ_CHECK(ret == fds0 || test_qemu_user(), "fd leak: %d open before, %d after", fds0,
+		   ret);
 	return 0;
 }

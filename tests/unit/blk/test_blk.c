@@ -657,6 +657,8 @@ int main(void)
 	struct storage *st;
 	struct blk_dev *dev;
 
+	if (test_qemu_user())
+		tap_skip_all("under qemu-user (%s): no io_uring_setup() there", test_qemu_user());
 	vfd = mkstemp(path);
 	if (vfd < 0 || ftruncate(vfd, FILE_SIZE) < 0)
 		tap_bail("temp file");

@@ -561,6 +561,8 @@ static void test_file(const char *dir)
 
 int main(void)
 {
+	if (test_qemu_user())
+		tap_skip_all("under qemu-user (%s): no io_uring_setup() there", test_qemu_user());
 	test_null();
 	test_drained();
 	test_open_errors("/tmp");

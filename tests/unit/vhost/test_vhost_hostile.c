@@ -321,7 +321,11 @@ static void fd_cases(struct env *e)
 	run_case(e, &h);
 	h = (struct hostile){ .name = "12 fds (more than the control buffer holds)",
 			      .req = VHOST_USER_SET_OWNER, .flags = DEFAULT_FLAGS, .nfds = 12 };
-	run_case(e, &h);
+	if (test_qemu_user())   /* its bigger host control buffer takes all 12 */
+		skip("%s: qemu-user (%s) does not truncate SCM_RIGHTS like the kernel",
+		     h.name, test_qemu_user());
+	else
+		run_case(e, &h);
 }
 
 static void index_cases(struct env *e)
