@@ -907,11 +907,10 @@ static void cleanup_at_exit(void)
 
 static void make_image(const char *path, uint64_t size)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = fixture_image(path, size);
 
-	if (fd < 0 || ftruncate(fd, (off_t)size))
-		tap_bail("image %s: %s", path, strerror(errno));
-	close(fd);
+	if (ret)
+		tap_bail("image %s: %s", path, strerror(-ret));
 }
 
 int main(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "fixture/fixture.h"
 #include "tap.h"
 #include "vblk/vblk.h"
 
@@ -41,32 +42,9 @@ static pid_t start_vblkd(const char *mode)
 	snprintf(sp, sizeof(sp), "--socket-path=%s", sock);
 	snprintf(fp, sizeof(fp), "--file=%s", img);
 	snprintf(pm, sizeof(pm), "--poll-mode=%s", mode);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0 && !getenv("TEST_VERBOSE")) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	for (int i = 0; pid > 0 && i < 500; i++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0), r;
-
-		strcpy(sa.sun_path, sock);
-		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		close(fd);
-		if (r == 0) {
-			usleep(50000);   /* the probe connection is dropped first */
-			return pid;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		usleep(10000);
-	}
+	pid = fixture_spawn((const char *const *)argv);
+	if (pid > 0 && fixture_wait_socket(pid, sock, 5000) == 0)
+		return pid;
 	tap_bail("vblkd --poll-mode=%s did not come up", mode);
 }
 
@@ -201,22 +179,18 @@ static void write_verify(struct vblk *v, const char *mode, unsigned seed)
 int main(int argc, char **argv)
 {
 	static const char *const modes[] = { "event", "poll", "adaptive" };
-	int fd;
 
 	if (argc < 2)
 		tap_bail("usage: test_daemon_poll VBLKD");
 	vblkd_path = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	alarm(100);
-	strcpy(dir, "/tmp/vblk-poll-test.XXXXXX");
-	if (!mkdtemp(dir))
+	if (fixture_tmpdir("vblk-poll-test", dir, sizeof(dir)))
 		tap_bail("mkdtemp");
 	snprintf(sock, sizeof(sock), "%s/sock", dir);
 	snprintf(img, sizeof(img), "%s/img", dir);
-	fd = open(img, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0)
+	if (fixture_image(img, IMG_SIZE))
 		tap_bail("image");
-	close(fd);
 
 	for (unsigned m = 0; m < 3; m++) {
 		const char *mode = modes[m];

@@ -236,10 +236,9 @@ int main(int argc, char **argv)
 	vblkd_proc_path(&dir, "disk.sock", sock, sizeof(sock));
 	vblkd_proc_path(&dir, "disk.img", img, sizeof(img));
 	vblkd_proc_path(&dir, "vblkd.log", log_path, sizeof(log_path));
-	fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)IMG_SIZE))
-		tap_bail("image %s: %s", img, strerror(errno));
-	close(fd);
+	fd = fixture_image(img, IMG_SIZE);
+	if (fd)
+		tap_bail("image %s: %s", img, strerror(-fd));
 
 	test_on();
 	test_mode("off", 0);

@@ -21,6 +21,7 @@
 #include <linux/virtio_blk.h>
 
 #include "virtq/virtq.h"
+#include "fixture/fixture.h"
 #include "vhost/vhost_frontend.h"
 
 #define VBLK_CLIENT_MAX_QUEUES 8
@@ -153,38 +154,6 @@ void vblk_client_raw_publish_split(struct vblk_client *c, unsigned q, uint16_t h
 void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 				    const struct vring_packed_desc *descs, unsigned n);
 
-/* ---- the daemon process ---------------------------------------------------- */
-
-struct vblkd_proc {
-	pid_t pid;              /* 0: not started */
-	bool exited;            /* reaped; wstatus is valid */
-	int wstatus;
-	char dir[64];           /* temp dir for sockets and images */
-};
-
-/* A fresh temp dir for sockets and images (removed by vblkd_proc_cleanup). */
-int vblkd_proc_init(struct vblkd_proc *p);
-/*
- * vblkd_proc_start - fork/exec @vblkd with the NULL-terminated @args
- * (argv[0] excluded). It dies with the test (PDEATHSIG).
- */
-int vblkd_proc_start(struct vblkd_proc *p, const char *vblkd, const char *const *args);
-/* True while the process runs (not exited, not a zombie). */
-bool vblkd_proc_alive(struct vblkd_proc *p);
-/*
- * vblkd_proc_stop - SIGTERM, wait up to 10 s (then SIGKILL).
- * Return: the wait status (0 for a clean exit 0), -ETIMEDOUT if it had to
- * be killed, -ECHILD if it had already gone.
- */
-int vblkd_proc_stop(struct vblkd_proc *p);
-/* How it ended ("exited with 1", "killed by signal 31 (Bad system call)"). */
-const char *vblkd_proc_describe(const struct vblkd_proc *p, char *buf, size_t n);
-/* Remove the temp dir and what is in it. */
-void vblkd_proc_cleanup(struct vblkd_proc *p);
-/* Entries of /proc/pid/fd, VmRSS in KiB; -errno on error. */
-int vblkd_proc_fd_count(const struct vblkd_proc *p);
-long vblkd_proc_rss_kib(const struct vblkd_proc *p);
-/* "<dir>/<name>" into @buf (size @n). */
-const char *vblkd_proc_path(const struct vblkd_proc *p, const char *name, char *buf, size_t n);
+/* The daemon process: struct vblkd_proc and vblkd_proc_*() are in fixture/fixture.h. */
 
 #endif

@@ -27,6 +27,7 @@
 #include <linux/virtio_ring.h>
 
 #include "fuzz.h"
+#include "fixture/fixture.h"
 #include "fuzz_formats.h"
 #include "vhost/vhost.h"
 #include "vhost/vhost_msg.h"
@@ -201,19 +202,7 @@ static const struct vhost_dev_ops fv_ops = {
 
 /* ---- the frontend side ------------------------------------------------- */
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	FUZZ_SETUP(dir, "/proc/self/fd");
-	while ((de = readdir(dir)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n - 1;   /* the directory's own fd */
-}
+#define count_fds() fixture_count_fds(0)
 
 /* Read and drop whatever the backend sent (closing any fds); note EOF. */
 static void fv_drain(struct fv *f)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "fixture/fixture.h"
 #include "fuzz_formats.h"
 #include "gmem/gmem.h"
 #include "virtq/virtq.h"
@@ -88,27 +89,19 @@ static inline void fq_mem_init(struct fq_mem *m, const uint8_t *image, size_t le
 	fq_mem_layout(m, mode);
 	m->fd = memfd_create("vblk-fuzz-guest", MFD_CLOEXEC);
 	FUZZ_SETUP(m->fd >= 0 && ftruncate(m->fd, FQ_MEM_SIZE) == 0, "memfd");
-	FUZZ_SETUP(gmem_create(&m->mem) == 0, "gmem_create");
 	for (i = 0; i < m->nreg; i++) {
 		struct fq_region *r = &m->reg[i];
-		struct gmem_region_desc d = {
-			.gpa = FQ_GPA_BASE + r->off,
-			.size = r->len,
-			/* Host-side neighbours are never guest-side neighbours. */
-			.uva = FQ_UVA_BASE + r->off * 3,
-			.mmap_offset = r->file_off,
-		};
-		struct gmem *n;
 		size_t have = r->off < len ? len - r->off : 0;
 
 		if (have > r->len)
 			have = r->len;
 		FUZZ_SETUP(pwrite(m->fd, image + r->off, have, (off_t)r->file_off) ==
 			   (ssize_t)have, "pwrite");
-		FUZZ_SETUP(gmem_add(m->mem, &d, m->fd, &n) == 0, "gmem_add");
-		gmem_put(m->mem);
-		m->mem = n;
-		r->host = gmem_ptr(m->mem, d.gpa, r->len);
+		/* Host-side neighbours are never guest-side neighbours. */
+		FUZZ_SETUP(fixture_gmem_add(&m->mem, m->fd, FQ_GPA_BASE + r->off,
+					    FQ_UVA_BASE + r->off * 3, r->file_off, r->len) == 0,
+			   "gmem_add");
+		r->host = gmem_ptr(m->mem, FQ_GPA_BASE + r->off, r->len);
 		FUZZ_SETUP(r->host != NULL, "gmem_ptr of a whole region");
 	}
 }

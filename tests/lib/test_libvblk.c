@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "fixture/fixture.h"
 #include "tap.h"
 #include "vblk/vblk.h"
 
@@ -32,45 +33,6 @@ static char dir[64], sock[128], img[128];
 static const char *vblkd_path, *qsd_path;
 
 /* ---- server processes --------------------------------------------------------- */
-
-static pid_t spawn(char *const argv[])
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0 && !getenv("TEST_VERBOSE")) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static bool wait_socket(pid_t pid)
-{
-	for (int i = 0; i < 500; i++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0), r;
-
-		strcpy(sa.sun_path, sock);
-		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		close(fd);
-		/* vblkd serves one frontend at a time and re-listens after a
-		 * disconnect; this probe connection is dropped at once. */
-		if (r == 0) {
-			usleep(50000);
-			return true;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return false;
-		usleep(10000);
-	}
-	return false;
-}
 
 static pid_t start_vblkd(const char *extra1, const char *extra2)
 {
@@ -95,8 +57,8 @@ static pid_t start_vblkd(const char *extra1, const char *extra2)
 		argv[n++] = (char *)extra2;
 	argv[n++] = (char *)"--num-queues=2";
 	argv[n] = NULL;
-	pid = spawn(argv);
-	if (pid < 0 || !wait_socket(pid))
+	pid = fixture_spawn((const char *const *)argv);
+	if (pid < 0 || fixture_wait_socket(pid, sock, 5000))
 		tap_bail("vblkd did not come up");
 	return pid;
 }
@@ -112,8 +74,8 @@ static pid_t start_qsd(void)
 	snprintf(ex, sizeof(ex),
 		 "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=%s,writable=on,"
 		 "num-queues=2", sock);
-	pid = spawn(argv);
-	if (pid < 0 || !wait_socket(pid))
+	pid = fixture_spawn((const char *const *)argv);
+	if (pid < 0 || fixture_wait_socket(pid, sock, 5000))
 		return -1;
 	return pid;
 }
@@ -352,7 +314,7 @@ int main(int argc, char **argv)
 {
 	struct vblk *v;
 	pid_t pid;
-	int ret, fd;
+	int ret;
 
 	if (argc < 2)
 		tap_bail("usage: test_libvblk VBLKD [QEMU-STORAGE-DAEMON]");
@@ -360,15 +322,12 @@ int main(int argc, char **argv)
 	qsd_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
 	signal(SIGPIPE, SIG_IGN);
 	alarm(110);     /* a hang is a failure, not a stuck CI job */
-	strcpy(dir, "/tmp/libvblk-test.XXXXXX");
-	if (!mkdtemp(dir))
+	if (fixture_tmpdir("libvblk-test", dir, sizeof(dir)))
 		tap_bail("mkdtemp");
 	snprintf(sock, sizeof(sock), "%s/sock", dir);
 	snprintf(img, sizeof(img), "%s/img", dir);
-	fd = open(img, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0)
+	if (fixture_image(img, IMG_SIZE))
 		tap_bail("image");
-	close(fd);
 
 	/* No server: the socket file is missing, or stale (nobody listens). */
 	vblk_create(&v);

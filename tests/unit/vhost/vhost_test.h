@@ -27,6 +27,7 @@
 #include "vhost/vhost.h"
 #include "vhost/vhost_frontend.h"
 #include "vhost/vhost_msg.h"
+#include "fixture/fixture.h"
 #include "tap.h"
 
 #define T_NUM_QUEUES   2
@@ -219,20 +220,7 @@ static const struct vhost_dev_ops fake_ops = {
 
 /* ---- environment ------------------------------------------------------ */
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((de = readdir(dir)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
+#define count_fds() fixture_count_fds(0)
 
 struct create_call {
 	struct env *e;
@@ -279,16 +267,11 @@ static void env_init(struct env *e, bool with_server)
 	if (loop_create("ctrl", &e->ctrl) || loop_start(e->ctrl))
 		tap_bail("loop");
 	e->dev.ctrl = e->ctrl;
-	snprintf(e->dir, sizeof(e->dir), "/tmp/vblk-vhost-XXXXXX");
-	if (!mkdtemp(e->dir))
+	if (fixture_tmpdir("vblk-vhost", e->dir, sizeof(e->dir)))
 		tap_bail("mkdtemp: %s", strerror(errno));
 	snprintf(e->path, sizeof(e->path), "%s/sock", e->dir);
-	e->memfd = memfd_create("guest", MFD_CLOEXEC);
-	if (e->memfd < 0 || ftruncate(e->memfd, T_MEM_SIZE))
-		tap_bail("memfd");
-	e->gmem = mmap(NULL, T_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, e->memfd, 0);
-	if (e->gmem == MAP_FAILED)
-		tap_bail("mmap");
+	if (fixture_memfd_map("guest", T_MEM_SIZE, &e->memfd, &e->gmem))
+		tap_bail("guest memory");
 	/* Markers the device side must see through its own mapping. */
 	for (unsigned q = 0; q < T_NUM_QUEUES; q++) {
 		uint64_t md = 0x1111000000000000ull | q;

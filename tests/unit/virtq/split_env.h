@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "fixture/fixture.h"
 #include "common/compiler.h"
 #include "common/iov.h"
 #include "gmem/gmem.h"
@@ -76,16 +77,8 @@ static inline uint64_t split_table_off(unsigned head)
 
 static inline void split_add_region(struct split_env *e, uint64_t off, uint64_t len)
 {
-	struct gmem_region_desc d = {
-		.gpa = split_gpa(e, off), .size = len,
-		.uva = SPLIT_UVA_BASE + off, .mmap_offset = off,
-	};
-	struct gmem *n;
-
-	if (gmem_add(e->mem, &d, e->fd, &n))
+	if (fixture_gmem_add(&e->mem, e->fd, split_gpa(e, off), SPLIT_UVA_BASE + off, off, len))
 		tap_bail("gmem_add at 0x%llx", (unsigned long long)off);
-	gmem_put(e->mem);
-	e->mem = n;
 	e->reg_off[e->nreg] = off;
 	e->reg_len[e->nreg++] = len;
 }
@@ -133,14 +126,8 @@ static inline void split_env_init(struct split_env *e, enum split_mode mode, uns
 		e->bufs_end = 0x20000 + 63 * SPLIT_TPAGE;
 	}
 	e->bump = e->bufs_off;
-	e->fd = memfd_create("vblk-virtq-split-test", MFD_CLOEXEC);
-	if (e->fd < 0 || ftruncate(e->fd, (off_t)e->size))
-		tap_bail("memfd: %s", strerror(errno));
-	e->drv = mmap(NULL, e->size, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0);
-	if (e->drv == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	if (gmem_create(&e->mem))
-		tap_bail("gmem_create");
+	if (fixture_memfd_map("vblk-virtq-split-test", e->size, &e->fd, &e->drv))
+		tap_bail("guest memory");
 	if (mode == SPLIT_FLAT) {
 		split_add_region(e, 0, e->size);
 	} else {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "fixture/fixture.h"
 #include "common/compiler.h"
 #include "virtq/virtq_internal.h"
 #include "virtq/virtq_packed_event.h"
@@ -74,22 +75,15 @@ static int dev_init(struct t *t, uint16_t base)
 
 static void t_init(struct t *t, bool packed, unsigned num, unsigned inflight_num)
 {
-	struct gmem_region_desc rd = { .gpa = GPA_BASE, .size = MEM_SIZE, .uva = 0x7f0000000000ull };
-	struct gmem *m;
 	uint64_t ds, as, us;
 
 	memset(t, 0, sizeof(*t));
 	t->packed = packed;
 	t->num = num;
 	t->inflight_num = inflight_num;
-	t->fd = memfd_create("vq-inflight-test", MFD_CLOEXEC);
-	if (t->fd < 0 || ftruncate(t->fd, MEM_SIZE) < 0)
-		tap_bail("memfd: %s", strerror(errno));
-	t->drv = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
-	if (t->drv == MAP_FAILED || gmem_create(&t->mem) || gmem_add(t->mem, &rd, t->fd, &m))
+	if (fixture_memfd_map("vq-inflight-test", MEM_SIZE, &t->fd, &t->drv) ||
+	    fixture_gmem_add(&t->mem, t->fd, GPA_BASE, 0x7f0000000000ull, 0, MEM_SIZE))
 		tap_bail("memory");
-	gmem_put(t->mem);
-	t->mem = m;
 	t->region_size = virtq_inflight_size(inflight_num, packed);
 	t->region = aligned_alloc(64, t->region_size);
 	if (!t->region)

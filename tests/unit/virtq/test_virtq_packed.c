@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "fixture/fixture.h"
 #include "common/compiler.h"
 #include "common/iov.h"
 #include "virtq/virtq.h"
@@ -44,32 +45,19 @@ struct env {
 
 static void env_init(struct env *e, size_t size, bool tiny)
 {
-	struct gmem *m;
 	size_t off, step;
 
 	memset(e, 0, sizeof(*e));
 	e->tiny = tiny;
 	e->size = tiny ? TINY_PAGES * PAGE : size;
-	e->fd = memfd_create("vq-packed-test", MFD_CLOEXEC);
-	if (e->fd < 0 || ftruncate(e->fd, (off_t)e->size) < 0)
-		tap_bail("memfd: %s", strerror(errno));
-	e->drv = mmap(NULL, e->size, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0);
-	if (e->drv == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	if (gmem_create(&e->mem))
-		tap_bail("gmem_create");
+	if (fixture_memfd_map("vq-packed-test", e->size, &e->fd, &e->drv))
+		tap_bail("guest memory");
 	step = tiny ? PAGE : e->size;
 	for (off = 0; off < e->size; off += step) {
-		struct gmem_region_desc d = {
-			.gpa = GPA_BASE + off, .size = step,
-			.uva = UVA_BASE + off, .mmap_offset = off,
-		};
-		int r = gmem_add(e->mem, &d, e->fd, &m);
+		int r = fixture_gmem_add(&e->mem, e->fd, GPA_BASE + off, UVA_BASE + off, off, step);
 
 		if (r)
 			tap_bail("gmem_add at %zu: %d", off, r);
-		gmem_put(e->mem);
-		e->mem = m;
 	}
 }
 
