@@ -29,6 +29,20 @@
  * smp_wmb: order earlier stores before later stores.
  * smp_mb:  full barrier, needed between a store and a later load (event
  *          index checks).
+ *
+ * Memory model: these follow the Linux kernel's smp_*() semantics (what
+ * the virtio spec and the guest's virtio_ring.c assume), not C11's. The
+ * other side is another process or a guest, so the ring fields are plain
+ * memory read and written with READ_ONCE/WRITE_ONCE (volatile: one access
+ * each, never torn for aligned <= 8-byte fields), not C11 atomic objects.
+ * The helpers are C11 fences, relied on for what GCC and Clang emit for
+ * them, which is at least the hardware barrier: x86-64 (TSO) needs none for
+ * rmb/wmb, so acquire/release fences are compiler barriers only, and the
+ * seq_cst fence is a locked instruction; arm64 gets dmb ishld (acquire),
+ * dmb ish (release, and seq_cst). An acquire fence also orders earlier
+ * loads before later stores, and a release fence earlier loads before
+ * later stores: each is stronger than the smp_*() it stands for, never
+ * weaker. Every use says what it pairs with.
  */
 #define smp_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define smp_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
