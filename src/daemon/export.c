@@ -355,10 +355,19 @@ static void export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, 
 	loop_call(e->queues[vr->index].t->loop, fn, arg);
 }
 
+/* Device reset: the next driver sees the configured cache mode again. */
+static void export_reset(void *opaque)
+{
+	struct export *e = opaque;
+
+	blk_dev_reset(e->blk);
+}
+
 static void export_disconnected(void *opaque)
 {
 	struct export *e = opaque;
 
+	blk_dev_reset(e->blk);
 	log_debug("%s: device reset after disconnect", e->name);
 }
 
@@ -370,6 +379,7 @@ static const struct vhost_dev_ops export_vhost_ops = {
 	.queue_stop = export_queue_stop,
 	.queue_exec = export_queue_exec,
 	.disconnected = export_disconnected,
+	.reset = export_reset,
 };
 
 int export_create(const struct export_params *p, struct loop *ctrl,
