@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Run vblk's whole test suite the way CI does: install what is needed, build
 # with AddressSanitizer and UndefinedBehaviorSanitizer (warnings are errors),
-# and run every suite (unit, func, e2e); then the arm64 cross build and its
-# unit tests under qemu-user (scripts/test-arm64.sh). Extra arguments go to
-# `meson test` (for example: scripts/test.sh --suite unit) and skip the arm64
-# run, as does VBLK_ARM64=0. For a quick loop, skip this script once
-# build-test exists: see "Testing" in README.md.
+# and run every suite (unit, func, e2e); then a release build runs the
+# daemon tests again with the production sandbox, and the arm64 cross build
+# runs its unit tests under qemu-user (scripts/test-arm64.sh). Extra
+# arguments go to `meson test` on the sanitized build only (for example:
+# scripts/test.sh --suite unit) and skip the release and arm64 runs;
+# VBLK_TEST_RELEASE=0 and VBLK_ARM64=0 skip them one by one. For a quick
+# loop, skip this script once build-test exists: see "Testing" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,18 +31,35 @@ rc=0
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=$?
 logs=("$build/meson-logs/testlog.json")
 
+# What ships: a release build (no sanitizers, so the daemon runs the
+# production seccomp allow-list, not the ASan one) runs the daemon tests
+# (func suite) and the SIGKILL/restart guest tests, where a restarted vblkd
+# recovers requests in flight under its filter.
+release=${VBLK_TEST_RELEASE_BUILD:-build-release}
+if [[ $# -eq 0 && ${VBLK_TEST_RELEASE:-1} != 0 ]]; then
+	if [ ! -f "$release/build.ninja" ]; then
+		meson setup "$release" -Dbuildtype=release -Db_ndebug=false -Dwerror=true
+	fi
+	ninja -C "$release"
+	# Two runs (meson ANDs a suite with test names); keep the first log.
+	meson test -C "$release" --print-errorlogs --num-processes 2 --suite func || rc=$?
+	cp "$release/meson-logs/testlog.json" "$release/meson-logs/testlog-func.json"
+	meson test -C "$release" --print-errorlogs vblkd-sigkill vblkd-sigkill-packed || rc=$?
+	logs+=("$release/meson-logs/testlog-func.json" "$release/meson-logs/testlog.json")
+fi
+
 if (($# == 0)) && [[ ${VBLK_ARM64:-1} != 0 ]]; then
 	arm64=${VBLK_ARM64_BUILD:-build-arm64}
 	VBLK_ARM64_BUILD=$arm64 scripts/test-arm64.sh || rc=1
 	[[ -f $arm64/meson-logs/testlog.json ]] && logs+=("$arm64/meson-logs/testlog.json")
 fi
 
-# One plain summary line from meson's own logs (native and arm64).
+# One plain summary line from meson's own logs (all builds).
 python3 - "${logs[@]}" <<'PY' || true
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
-for log in sys.argv[1:]:
-    for line in open(log):
+for path in sys.argv[1:]:
+    for line in open(path):
         r = json.loads(line)["result"]
         key = "OK" if r == "OK" else "SKIP" if r == "SKIP" else "FAIL"
         counts[key] += 1

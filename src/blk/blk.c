@@ -36,6 +36,7 @@ struct blk_dev {
 	uint16_t num_queues;
 	bool read_only;
 	uint64_t offered;            /* VIRTIO_BLK_F_* bits */
+	uint8_t wce_default;         /* wce after creation and every reset */
 	char serial[BLK_ID_BYTES];   /* NUL-padded */
 	/*
 	 * Written from any thread (config writes, feature negotiation), read
@@ -140,7 +141,8 @@ int blk_dev_create(const struct blk_dev_params *p, struct blk_dev **out)
 	dev->num_queues = (uint16_t)p->num_queues;
 	dev->read_only = p->read_only || info->read_only;
 	memcpy(dev->serial, serial, serial_len);
-	dev->wce = p->writeback ? 1 : 0;
+	dev->wce_default = p->writeback ? 1 : 0;
+	dev->wce = dev->wce_default;
 	dev->offered = blk_offered_features(dev, info);
 	*out = dev;
 	return 0;
@@ -237,6 +239,21 @@ void blk_dev_set_features(struct blk_dev *dev, uint64_t features)
 	__atomic_store_n(&dev->features, features, __ATOMIC_RELAXED);
 	/* Pairs with the acquire in blk_writeback(). */
 	__atomic_store_n(&dev->features_set, true, __ATOMIC_RELEASE);
+}
+
+/**
+ * blk_dev_reset - back to the state after blk_dev_create: the configured
+ * cache mode, no negotiated features. What one driver wrote to the config
+ * space must not be inherited by the next.
+ * @dev: the device
+ *
+ * Context: the control thread, with no queue running.
+ */
+void blk_dev_reset(struct blk_dev *dev)
+{
+	__atomic_store_n(&dev->features_set, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&dev->features, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->wce, dev->wce_default, __ATOMIC_RELAXED);
 }
 
 /* Writes may be volatile until a FLUSH: otherwise they use FUA. */

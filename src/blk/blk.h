@@ -52,6 +52,9 @@ int blk_dev_set_config(struct blk_dev *dev, uint32_t offset, const void *buf, ui
 /* Set by vhost after feature negotiation; writeback then depends on wce. */
 void blk_dev_set_features(struct blk_dev *dev, uint64_t features);
 
+/* Device reset: the configured cache mode again, no features negotiated. */
+void blk_dev_reset(struct blk_dev *dev);
+
 struct blk_req;
 /* used_len: bytes written to the device-writable buffers, status included. */
 typedef void (*blk_req_done_cb)(struct blk_req *req, uint32_t used_len);

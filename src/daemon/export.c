@@ -42,6 +42,13 @@ struct export {
 };
 
 #define EXPORT_STOP_TIMEOUT_MS 30000
+/*
+ * Chains one equeue_process call may pop before it lets the loop run other
+ * queues and control calls (Linux vhost's "weight"). Requests that finish
+ * at once (GET_ID, bad requests) free their slot immediately, so without
+ * it a guest refilling its ring keeps the iothread in one call.
+ */
+#define EQUEUE_WEIGHT 256u
 
 /* ---- iothread side ---------------------------------------------------- */
 
@@ -133,8 +140,10 @@ static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 	iothread_mark_dirty(q->t, q);
 	if (q->stopping && q->inflight == 0)
 		equeue_finish_stop(q);
-	else if (was_full && q->running)
+	else if (was_full && q->running && !q->processing)
 		equeue_process(q);   /* we stopped popping at the cap */
+	/* else completed inside equeue_process (synchronously): its loop
+	 * goes on, no re-entry, no stack growth */
 }
 
 static void equeue_mark_broken(struct equeue *q)
@@ -153,22 +162,51 @@ static void equeue_mark_broken(struct equeue *q)
 }
 
 /*
- * Pop every available chain and start it. Notifications from the guest
- * stay off while we work and are re-enabled before we sleep; if a buffer
- * slipped in meanwhile, go round again (no lost wakeup).
+ * Out of budget with chains still waiting: come back in the next loop
+ * iteration, after the other queues, completions and control calls.
+ * Notifications stay off. A polled queue is looked at again anyway;
+ * otherwise kick ourselves: the kick eventfd is only read by this loop,
+ * and one spurious kick costs one empty pass.
+ */
+static void equeue_yield(struct equeue *q)
+{
+	uint64_t one = 1;
+	ssize_t n UNUSED;
+
+	q->yields++;
+	if (!q->polled && q->vr->kick_fd >= 0)
+		n = write(q->vr->kick_fd, &one, sizeof(one));
+}
+
+/*
+ * Pop available chains (at most EQUEUE_WEIGHT) and start them.
+ * Notifications from the guest stay off while we work and are re-enabled
+ * before we sleep; if a buffer slipped in meanwhile, go round again (no
+ * lost wakeup). Requests completing synchronously do not re-enter.
  */
 static void equeue_process(struct equeue *q)
 {
-	struct vhost_vring *vr = q->vr;
-	struct virtq *vq = &vr->vq;
+	struct vhost_vring *vr;
+	struct virtq *vq;
+	unsigned budget = EQUEUE_WEIGHT;
 	int ret = 0;
 
-	if (!q->running)
+	if (!q->running || q->processing)
 		return;
+	vr = q->vr;
+	vq = &vr->vq;
+	q->processing = true;
 	for (;;) {
 		virtq_disable_notify(vq);
 		while (q->inflight < vq->num) {
-			struct ereq *r = equeue_req_get(q);
+			struct ereq *r;
+
+			if (budget == 0) {
+				if (virtq_has_avail(vq))
+					equeue_yield(q);
+				goto out;
+			}
+			r = equeue_req_get(q);
 
 			if (!r) {
 				log_rl(LOG_ERR, "%s: out of memory for requests", q->exp->name);
@@ -182,22 +220,25 @@ static void equeue_process(struct equeue *q)
 			r->mem = gmem_get(vr->mem);
 			q->inflight++;
 			q->popped++;
+			budget--;
 			blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov,
 				       r->elem.out_num, r->elem.in_num, equeue_req_done);
 			if (!q->running)   /* a completion stopped or broke it */
-				return;
+				goto out;
 		}
 		if (ret < 0) {
 			equeue_mark_broken(q);
-			return;
+			goto out;
 		}
 		if (q->inflight >= vq->num)
-			return;    /* resumed from a completion */
+			goto out;  /* resumed from a completion */
 		if (q->polled)
-			return;    /* the loop polls again soon */
+			goto out;  /* the loop polls again soon */
 		if (!virtq_enable_notify(vq))
-			return;
+			goto out;
 	}
+out:
+	q->processing = false;
 }
 
 static void equeue_on_kick(void *opaque, uint32_t events)
@@ -355,10 +396,19 @@ static void export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, 
 	loop_call(e->queues[vr->index].t->loop, fn, arg);
 }
 
+/* Device reset: the next driver sees the configured cache mode again. */
+static void export_reset(void *opaque)
+{
+	struct export *e = opaque;
+
+	blk_dev_reset(e->blk);
+}
+
 static void export_disconnected(void *opaque)
 {
 	struct export *e = opaque;
 
+	blk_dev_reset(e->blk);
 	log_debug("%s: device reset after disconnect", e->name);
 }
 
@@ -370,6 +420,7 @@ static const struct vhost_dev_ops export_vhost_ops = {
 	.queue_stop = export_queue_stop,
 	.queue_exec = export_queue_exec,
 	.disconnected = export_disconnected,
+	.reset = export_reset,
 };
 
 int export_create(const struct export_params *p, struct loop *ctrl,

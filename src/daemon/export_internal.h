@@ -20,7 +20,9 @@ struct equeue {
 	bool stopping;
 	bool broken_reported;
 	bool polled;              /* a poller owns notifications: keep them off */
+	bool processing;          /* inside equeue_process: completions don't re-enter */
 	uint64_t popped;          /* chains started (the poller's progress mark) */
+	uint64_t yields;          /* equeue_process calls that ran out of budget */
 	unsigned inflight;
 	struct ereq *free_reqs;   /* request pool, grows up to the ring size */
 	unsigned nreqs;

@@ -57,7 +57,8 @@ struct vblkq {
 	bool indirect;
 	bool completion_fd_enabled;
 	bool need_kick;
-	bool failed;            /* connection lost: ring requests were failed */
+	bool failed;            /* ring requests were failed with fail_ret */
+	int fail_ret;           /* -ENOTCONN: server gone; -EPROTO: corrupt ring */
 	unsigned last_region;   /* translation cache */
 	unsigned outstanding;   /* submitted, not yet reaped */
 	unsigned max_segs;

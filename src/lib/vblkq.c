@@ -37,6 +37,8 @@ static const char *ret_msg(int ret)
 		return "request not supported by the device";
 	case -ENOTCONN:
 		return "connection to the vhost-user server lost";
+	case -EPROTO:
+		return "the server returned a corrupt completion: queue unusable";
 	default:
 		return "request failed";
 	}
@@ -91,7 +93,9 @@ static inline int add_seg(struct vblkq *q, struct virtq_drv_buf *bufs, unsigned 
 
 static inline int check_ready(struct vblkq *q)
 {
-	if (unlikely(q->failed || __atomic_load_n(&q->v->dead, __ATOMIC_RELAXED)))
+	if (unlikely(q->failed))
+		return q->fail_ret;
+	if (unlikely(__atomic_load_n(&q->v->dead, __ATOMIC_RELAXED)))
 		return -ENOTCONN;
 	if (unlikely(!q->free_reqs))
 		return -EAGAIN;
@@ -353,6 +357,30 @@ static inline void req_free(struct vblkq *q, struct lib_req *r)
 	q->outstanding--;
 }
 
+/*
+ * The ring is unusable (@ret -ENOTCONN: the server is gone; -EPROTO: it
+ * wrote a corrupt used entry): everything on it completes with @ret, and
+ * the queue accepts nothing more.
+ */
+static void fail_ring(struct vblkq *q, int ret)
+{
+	unsigned i;
+
+	if (q->failed)
+		return;
+	q->failed = true;
+	q->fail_ret = ret;
+	for (i = 0; i < q->drv.num; i++) {
+		struct lib_req *r = &q->reqs[i];
+
+		if (!r->on_ring)
+			continue;
+		r->on_ring = false;
+		r->local_ret = ret;
+		done_append(q, r);
+	}
+}
+
 static int reap(struct vblkq *q, struct vblk_completion *c, int max)
 {
 	int n = 0;
@@ -385,26 +413,12 @@ static int reap(struct vblkq *q, struct vblk_completion *c, int max)
 		n++;
 		req_free(q, r);
 	}
-	return n;
-}
-
-/* The server is gone: everything on the ring completes with -ENOTCONN. */
-static void fail_ring(struct vblkq *q)
-{
-	unsigned i;
-
-	if (q->failed)
-		return;
-	q->failed = true;
-	for (i = 0; i < q->drv.num; i++) {
-		struct lib_req *r = &q->reqs[i];
-
-		if (!r->on_ring)
-			continue;
-		r->on_ring = false;
-		r->local_ret = -ENOTCONN;
-		done_append(q, r);
+	if (unlikely(q->drv.broken)) {
+		/* Leave nothing waiting for an entry that cannot come. */
+		fail_ring(q, -EPROTO);
+		n += reap(q, c + n, max - n);
 	}
+	return n;
 }
 
 /* Peek at the socket: EOF or an error means the server went away. */
@@ -460,7 +474,7 @@ int vblkq_do_io(struct vblkq *q, struct vblk_completion *c, int min, int max,
 
 	while (n < min) {
 		if (!q->failed && __atomic_load_n(&q->v->dead, __ATOMIC_RELAXED))
-			fail_ring(q);
+			fail_ring(q, -ENOTCONN);
 		if (q->done_head) {
 			n += reap(q, c + n, max - n);
 			continue;
@@ -511,6 +525,9 @@ int vblkq_do_io(struct vblkq *q, struct vblk_completion *c, int min, int max,
 			n += reap(q, c + n, max - n);
 		}
 	}
+	/* A corrupt ring: say so once every completion was handed out. */
+	if (unlikely(!n && q->failed && q->fail_ret == -EPROTO))
+		return -EPROTO;
 	if (q->completion_fd_enabled && !q->failed) {
 		/* Re-arm; a completion that slipped in before it must still
 		 * make the fd readable. */

@@ -256,7 +256,8 @@ static uint64_t now_ns(void)
 
 /*
  * Arm every poller. Returns true if one had work pending (the caller must
- * poll again rather than sleep). Index loop: callbacks may add pollers.
+ * poll again rather than sleep). Index loop: callbacks may add pollers,
+ * which may move the array (realloc), so no entry pointer outlives a call.
  */
 static bool loop_arm_pollers(struct loop *l)
 {
@@ -291,8 +292,9 @@ static bool loop_settle_armed(struct loop *l)
 			continue;
 		p->armed = true;
 		l->ndisarmed--;
-		while (!p->dead && p->arm(p->opaque)) {
-			p->poll(p->opaque);
+		/* Callbacks may add pollers (realloc): re-index after each. */
+		while (!l->pollers[i].dead && l->pollers[i].arm(l->pollers[i].opaque)) {
+			l->pollers[i].poll(l->pollers[i].opaque);
 			worked = true;
 		}
 	}
@@ -375,6 +377,10 @@ static void loop_poll_iteration(struct loop *l)
 			p->armed = false;
 			l->ndisarmed++;
 			p->disarm(p->opaque);
+			/* disarm may add pollers (realloc) or delete this one. */
+			p = &l->pollers[i];
+			if (p->dead)
+				continue;
 		}
 		if (p->poll(p->opaque))
 			found = true;

@@ -4,7 +4,8 @@
  * eventfd, the pending and locally-completed lists) and the file engine
  * that runs requests on it: readv/writev, fdatasync, fallocate, with the
  * retries a request may need (short transfers, -EAGAIN, write-zeroes
- * fallbacks). Knows nothing about virtio.
+ * fallbacks). Each ring is restricted to the operations the engine uses.
+ * Knows nothing about virtio.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,45 @@ static uint8_t zero_buf[STORAGE_ZERO_BUF_SIZE] __attribute__((aligned(4096)));
 
 /* ---- chan ---------------------------------------------------------- */
 
+/*
+ * The seccomp filter cannot see what an io_uring does: an SQE may open
+ * files, connect sockets, and so on, from io-wq workers. So each ring
+ * accepts only the operations below (kernel-checked, -EACCES otherwise),
+ * no SQE flag, and no io_uring_register() call once it is enabled.
+ */
+static const uint8_t storage_chan_ops[] = {
+	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ, IORING_OP_WRITE,
+	IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+};
+
+/*
+ * Register the restrictions of a disabled ring, then enable it. Through
+ * io_uring_register(): liburing 2.3 (Debian 12) declares
+ * io_uring_register_restrictions and io_uring_enable_rings but does not
+ * export them.
+ */
+static int storage_chan_restrict(struct storage_chan *ch)
+{
+	struct io_uring_restriction res[ARRAY_SIZE(storage_chan_ops)];
+	int ret;
+
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < ARRAY_SIZE(storage_chan_ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = storage_chan_ops[i];
+	}
+	ret = io_uring_register(ch->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
+				ARRAY_SIZE(res));
+	if (ret < 0) {
+		log_err("storage: io_uring restrictions: %s", strerror(-ret));
+		return ret;
+	}
+	ret = io_uring_register(ch->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	if (ret < 0)
+		log_err("storage: io_uring enable: %s", strerror(-ret));
+	return ret;
+}
+
 /**
  * storage_chan_create - one io_uring of @depth entries for the calling thread.
  * @depth: most requests handed to the kernel at once (1..32768); more wait
@@ -72,7 +112,8 @@ int storage_chan_create(unsigned depth, struct storage_chan **out)
 	storage_io_list_init(&ch->pending);
 	storage_io_list_init(&ch->done);
 
-	ret = io_uring_queue_init(depth, &ch->ring, 0);
+	/* Disabled until the restrictions are in place (storage_chan_restrict). */
+	ret = io_uring_queue_init(depth, &ch->ring, IORING_SETUP_R_DISABLED);
 	if (ret < 0) {
 		log_err("storage: io_uring_queue_init(%u): %s", depth, strerror(-ret));
 		goto err_free;
@@ -88,6 +129,9 @@ int storage_chan_create(unsigned depth, struct storage_chan **out)
 		log_err("storage: io_uring_register_eventfd: %s", strerror(-ret));
 		goto err_close_efd;
 	}
+	ret = storage_chan_restrict(ch);
+	if (ret < 0)
+		goto err_close_efd;
 	*out = ch;
 	return 0;
 

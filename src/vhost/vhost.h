@@ -81,6 +81,8 @@ struct vhost_dev_ops {
 	void (*queue_exec)(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg);
 	/* The frontend went away (after every queue was stopped). */
 	void (*disconnected)(void *opaque);
+	/* Optional: RESET_OWNER reset the device (every queue stopped). */
+	void (*reset)(void *opaque);
 };
 
 struct vhost_server;

@@ -523,6 +523,8 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 	s->features_set = false;
 	s->owner = false;
 	inflight_unmap(s);
+	if (s->ops->reset)
+		s->ops->reset(s->opaque);
 	return 0;
 }
 

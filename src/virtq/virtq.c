@@ -87,19 +87,46 @@ unsigned virtq_resubmit_pending(const struct virtq *vq)
 	return vq->nresubmit - vq->resubmit_pos;
 }
 
-static int resubmit_cmp(const void *a, const void *b)
+/* Move list[i] down the max-heap of the first n entries, by counter. */
+static void resubmit_sift(struct virtq_resubmit *list, unsigned i, unsigned n)
 {
-	const struct virtq_resubmit *x = a, *y = b;
+	struct virtq_resubmit v = list[i];
 
-	return x->counter < y->counter ? -1 : x->counter > y->counter;
+	for (unsigned c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && list[c + 1].counter > list[c].counter)
+			c++;
+		if (list[c].counter <= v.counter)
+			break;
+		list[i] = list[c];
+	}
+	list[i] = v;
+}
+
+/*
+ * Heap sort by counter: O(n log n), in place, no system call. Not qsort:
+ * glibc's qsort of 1 KiB or more mallocs a buffer and asks sysinfo() how
+ * much memory there is, which the daemon's seccomp filter forbids, and
+ * recovery runs after the filter is on.
+ */
+static void resubmit_sort(struct virtq_resubmit *list, unsigned n)
+{
+	for (unsigned i = n / 2; i-- > 0;)
+		resubmit_sift(list, i, n);
+	for (unsigned end = n; end-- > 1;) {
+		struct virtq_resubmit top = list[0];
+
+		list[0] = list[end];
+		list[end] = top;
+		resubmit_sift(list, 0, end);
+	}
 }
 
 void virtq_resubmit_set(struct virtq *vq, struct virtq_resubmit *list, unsigned n)
 {
 	uint64_t next = 0;
 
-	if (n) {   /* qsort(NULL, 0, ...) is undefined behaviour */
-		qsort(list, n, sizeof(*list), resubmit_cmp);
+	if (n) {
+		resubmit_sort(list, n);
 		next = list[n - 1].counter + 1;
 	}
 	free(vq->resubmit);

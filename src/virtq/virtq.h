@@ -207,6 +207,8 @@ struct virtq_drv {
 	uint16_t *next_free;     /* free list links, num entries */
 	void **tokens;           /* per head/id, num entries */
 	uint16_t *chain_len;     /* per id: descriptors used (packed) */
+	bool broken;             /* the device returned a used entry that names no
+				  * outstanding chain: nothing more is read */
 };
 
 /*
@@ -233,7 +235,11 @@ int virtq_drv_add(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 /* After adds: true if the device wants a kick (EVENT_IDX / flags aware). */
 bool virtq_drv_kick_prepare(struct virtq_drv *d);
 
-/* Next completed chain's token and used length, or NULL if none. */
+/*
+ * Next completed chain's token and used length, or NULL if none. A used
+ * entry with an id that is out of range or not outstanding marks @d
+ * broken (NULL from then on): the caller must check d->broken.
+ */
 void *virtq_drv_get_used(struct virtq_drv *d, uint32_t *len);
 
 /* Ask the device for an interrupt after the next used entry (or not). */

@@ -162,7 +162,7 @@ void *virtq_drv_get_used_packed(struct virtq_drv *d, uint32_t *len)
 	unsigned next;
 	void *token;
 
-	if (!virtq_pflags_is_used(flags, d->used_wrap_counter))
+	if (d->broken || !virtq_pflags_is_used(flags, d->used_wrap_counter))
 		return NULL;
 	/* Pairs with the device's release store of the used flags. */
 	smp_rmb();
@@ -170,6 +170,7 @@ void *virtq_drv_get_used_packed(struct virtq_drv *d, uint32_t *len)
 	used_len = le32toh(READ_ONCE(slot->len));
 	if (id >= d->num || !d->tokens[id]) {
 		log_rl(LOG_ERR, "virtq packed driver: device returned bad id %u", id);
+		d->broken = true;
 		return NULL;
 	}
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "common/compiler.h"
+#include "common/log.h"
 #include "virtq/virtq_internal.h"
 
 /* Split rings are little-endian (virtio 1.x); fields are used as-is. */
@@ -110,15 +111,18 @@ void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
 	uint32_t id;
 	void *token;
 
-	if (d->last_used == READ_ONCE(d->used->idx))
+	if (d->broken || d->last_used == READ_ONCE(d->used->idx))
 		return NULL;
 	/* The entry after the index: pairs with the device's smp_wmb()
 	 * before it stores used->idx. */
 	smp_rmb();
 	u = &d->used->ring[d->last_used & (d->num - 1)];
 	id = READ_ONCE(u->id);
-	if (id >= d->num || !d->tokens[id])
-		return NULL;        /* device bug: leave the entry, stop here */
+	if (id >= d->num || !d->tokens[id]) {
+		log_rl(LOG_ERR, "virtq split driver: device returned bad id %u", id);
+		d->broken = true;   /* device bug: leave the entry, stop here */
+		return NULL;
+	}
 	head = (uint16_t)id;
 	if (len)
 		*len = READ_ONCE(u->len);

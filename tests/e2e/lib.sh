@@ -252,7 +252,9 @@ e2e_run_qemu() {
 		--packed) dev_extra+=",packed=on"; shift ;;
 		--device-opts) dev_extra+=",$2"; shift 2 ;;
 		--append) append=" $2"; shift 2 ;;
-		--reconnect) chr_extra+=",reconnect=1"; shift ;;
+		# Backend restarts: rings of 256 (QEMU's default is 128), so a kill
+		# can find more requests in flight.
+		--reconnect) chr_extra+=",reconnect=1"; dev_extra+=",queue-size=256"; shift ;;
 		--hook) hook=$2; shift 2 ;;
 		*) e2e_die "e2e_run_qemu: unknown option $1" ;;
 		esac

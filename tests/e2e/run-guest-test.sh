@@ -355,6 +355,16 @@ else
 	((brc == 0 || brc == 143)) || fails+=("backend stopped with status $brc (want 0, or death by our SIGTERM)")
 fi
 backend_pid=''
+# How many requests each restart found in flight (vblkd logs the replay).
+if ((chaos_kills)); then
+	awk '/==== e2e chaos:/ { k++ }
+		/resubmitting [0-9]+ requests/ {
+			for (i = 1; i < NF; i++) if ($i == "resubmitting") n[k] += $(i + 1)
+		}
+		END { for (i = 1; i <= k; i++)
+			printf "e2e: chaos: kill %d: %d requests in flight replayed after restart\n", i, n[i] }' \
+		"$blog" >&2
+fi
 if [[ -s $blog ]]; then
 	e2e_log "backend output:"
 	sed 's/^/  backend| /' "$blog" >&2

@@ -156,6 +156,43 @@ static void test_config(void)
 	vblk_client_destroy(c);
 }
 
+/*
+ * Device reset: a driver's writethrough setting (the config space's
+ * writeback byte) must not outlive its connection, nor a RESET_OWNER.
+ */
+static int read_wce(struct vblk_client *c, uint8_t *wce)
+{
+	return vhost_frontend_get_config(vblk_client_frontend(c),
+					 offsetof(struct virtio_blk_config, wce), wce, 1);
+}
+
+static void test_config_reset(void)
+{
+	struct vblk_client_opts o = { .num_queues = 1 };
+	struct vblk_client *c = connect_main(&o, "config reset");
+	uint8_t zero = 0, wce = 0xff;
+
+	if (!c)
+		return;
+	is(vhost_frontend_set_config(vblk_client_frontend(c),
+				     offsetof(struct virtio_blk_config, wce), &zero, 1, 0), 0,
+	   "config reset: frontend 1 sets writethrough");
+	ok(read_wce(c, &wce) == 0 && wce == 0, "config reset: frontend 1 reads writeback 0");
+	vblk_client_destroy(c);
+	c = connect_main(&o, "config reset: frontend 2");
+	if (!c)
+		return;
+	is(vblk_client_config(c)->wce, 1, "config reset: frontend 2 reads the default (writeback)");
+	is(vhost_frontend_set_config(vblk_client_frontend(c),
+				     offsetof(struct virtio_blk_config, wce), &zero, 1, 0), 0,
+	   "config reset: frontend 2 sets writethrough");
+	is(vhost_frontend_reset_owner(vblk_client_frontend(c)), 0, "config reset: RESET_OWNER");
+	wce = 0xff;
+	is(read_wce(c, &wce), 0, "config reset: config readable after RESET_OWNER");
+	is(wce, 1, "config reset: RESET_OWNER restores writeback");
+	vblk_client_destroy(c);
+}
+
 /* ---- data through every layout ----------------------------------------- */
 
 struct written {
@@ -545,6 +582,7 @@ int main(int argc, char **argv)
 	}
 
 	test_config();
+	test_config_reset();
 	for (int packed = 0; packed < 2; packed++)
 		for (int tiny = 0; tiny < 2; tiny++)
 			for (unsigned nq = 1; nq <= 2; nq++)

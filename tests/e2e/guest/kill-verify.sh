@@ -3,7 +3,8 @@
 #
 # Guest test for backend death and restart (run-guest-test.sh --chaos): two
 # fio jobs (two CPUs, so two queues, disjoint regions) write at random with
-# mixed block sizes and crc32c verify headers, iodepth 16, for WRITE_S seconds
+# mixed block sizes and crc32c verify headers, iodepth 128 (so a kill finds
+# 100+ requests in flight per queue, rings of 256), for WRITE_S seconds
 # (time based, so the writes span the host's kill schedule; the regions are
 # large enough that no block is written twice), reading back behind the writes
 # (--verify_backlog); then fio verifies every block written. Then a sequential
@@ -23,7 +24,7 @@ SIZE_MB=$(($(cat "/sys/block/$NAME/size") / 2048 / 2 - 1))
 
 # Options before the first --name are global.
 fio_job() {
-	fio --filename="$DEV" --direct=1 --ioengine=libaio --iodepth=16 \
+	fio --filename="$DEV" --direct=1 --ioengine=libaio --iodepth=128 \
 		--rw=randwrite --bssplit=4k/60:16k/30:64k/10 --size="${SIZE_MB}M" \
 		--time_based --runtime="$WRITE_S" \
 		--verify=crc32c --do_verify=1 --verify_backlog=64 --verify_fatal=1 --verify_dump=0 \

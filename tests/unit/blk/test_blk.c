@@ -205,7 +205,7 @@ static int rw_layout(struct blk_dev *dev, enum layout l, bool write, uint64_t se
 static void test_layouts(struct blk_dev *dev)
 {
 	static uint8_t w[8192], r[8192];
-	uint32_t used;
+	uint32_t used = 0;
 
 	for (enum layout l = L3; l <= LMANY; l++) {
 		uint64_t sector = 100 + 32 * l;

@@ -17,6 +17,63 @@ struct ctx {
 	int counter;
 };
 
+/*
+ * A poller whose callbacks add pollers: the loop's poller array grows
+ * (realloc) while the loop is still using the entry it called.
+ */
+struct grower {
+	struct loop *l;
+	unsigned disarms, polls, settle_polls, arms_pending;
+	unsigned added;
+};
+
+static bool noop_poll(void *opaque) { (void)opaque; return false; }
+static bool noop_arm(void *opaque) { (void)opaque; return false; }
+static void noop_disarm(void *opaque) { (void)opaque; }
+
+static void grow(struct grower *g, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (loop_add_poller(g->l, noop_poll, noop_arm, noop_disarm, g) == 0)
+			g->added++;
+}
+
+static void grower_disarm(void *opaque)
+{
+	struct grower *g = opaque;
+
+	/* Polling mode, first disarm: the loop polls this entry next. */
+	if (g->disarms++ == 0)
+		grow(g, 20);
+}
+
+static bool grower_poll(void *opaque)
+{
+	struct grower *g = opaque;
+
+	if (g->arms_pending) {
+		/* EVENT mode, called by the loop's settle step after arm. */
+		g->settle_polls++;
+		grow(g, 100);
+		g->arms_pending = 0;
+		loop_stop(g->l);
+		return true;
+	}
+	if (++g->polls == 2) {
+		/* Next iteration: EVENT mode settles the disarmed pollers. */
+		loop_set_poll_mode(g->l, LOOP_POLL_EVENT, 0);
+		g->arms_pending = 1;
+	}
+	return false;
+}
+
+static bool grower_arm(void *opaque)
+{
+	struct grower *g = opaque;
+
+	return g->arms_pending != 0;
+}
+
 static void drain(int fd)
 {
 	uint64_t v;
@@ -138,5 +195,17 @@ int main(void)
 	is(c.counter, 10, "the posted call ran in the loop");
 	pthread_join(th, NULL);
 	loop_destroy(c.l);
+
+	/* Poller callbacks that add pollers until the array reallocates. */
+	struct grower g = { 0 };
+
+	ok(loop_create("grow", &g.l) == 0, "create loop for growing pollers");
+	is(loop_add_poller(g.l, grower_poll, grower_arm, grower_disarm, &g), 0, "add grower");
+	is(loop_set_poll_mode(g.l, LOOP_POLL_BUSY, 0), 0, "poll mode");
+	is(loop_run(g.l), 0, "loop ran while its poller array grew");
+	is(g.added, 120u, "every added poller was registered");
+	ok(g.polls >= 2, "the grower was polled after its disarm grew the array");
+	is(g.settle_polls, 1u, "the grower was settled once in event mode, growing the array");
+	loop_destroy(g.l);
 	return tap_done();
 }

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/magic.h>
 #include <unistd.h>
@@ -559,10 +561,79 @@ static void test_file(const char *dir)
 	free(path);
 }
 
+/*
+ * The seccomp filter does not see io_uring operations: a chan's ring must
+ * refuse every operation the engine does not use (-EACCES from the
+ * kernel), however it got there, and any io_uring_register() call.
+ */
+static int raw_submit(struct storage_chan *ch, void (*prep)(struct io_uring_sqe *sqe))
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	prep(sqe);
+	ret = io_uring_submit_and_wait(&ch->ring, 1);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_wait_cqe(&ch->ring, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&ch->ring, cqe);
+	return ret;
+}
+
+static void prep_openat(struct io_uring_sqe *sqe)
+{
+	io_uring_prep_openat(sqe, AT_FDCWD, "/etc/hostname", O_RDONLY, 0);
+}
+
+static void prep_connect(struct io_uring_sqe *sqe)
+{
+	static const struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	io_uring_prep_connect(sqe, 0, (const struct sockaddr *)&sa, sizeof(sa));
+}
+
+static void prep_nop(struct io_uring_sqe *sqe)
+{
+	io_uring_prep_nop(sqe);
+}
+
+static void prep_read_async(struct io_uring_sqe *sqe)
+{
+	static char buf[8];
+
+	io_uring_prep_read(sqe, 0, buf, sizeof(buf), 0);
+	io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+}
+
+static void test_restricted(void)
+{
+	struct storage_chan *ch;
+	int efd;
+
+	if (storage_chan_create(8, &ch))
+		tap_bail("chan set-up");
+	is(raw_submit(ch, prep_openat), -EACCES, "ring: IORING_OP_OPENAT refused (-EACCES)");
+	is(raw_submit(ch, prep_connect), -EACCES, "ring: IORING_OP_CONNECT refused (-EACCES)");
+	is(raw_submit(ch, prep_nop), -EACCES, "ring: IORING_OP_NOP refused (-EACCES)");
+	is(raw_submit(ch, prep_read_async), -EACCES, "ring: a READ with an SQE flag refused");
+	efd = eventfd(0, EFD_CLOEXEC);
+	is(io_uring_register_eventfd(&ch->ring, efd), -EACCES,
+	   "ring: io_uring_register() refused once enabled");
+	close(efd);
+	storage_chan_destroy(ch);
+}
+
 int main(void)
 {
 	if (test_qemu_user())
 		tap_skip_all("under qemu-user (%s): no io_uring_setup() there", test_qemu_user());
+	test_restricted();
 	test_null();
 	test_drained();
 	test_open_errors("/tmp");

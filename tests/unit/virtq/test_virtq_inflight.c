@@ -7,17 +7,21 @@
  * exactly once, the un-pushed ones resubmitted first in their pop order.
  * Torn pushes and pops (a crash between the spec's steps) are replayed by
  * hand, and hostile region contents must break the queue, never the
- * process. The driver half is virtq_drv over the same memfd.
+ * process. The driver half is virtq_drv over the same memfd. A full ring
+ * is also recovered inside vblkd's production seccomp filter.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tap.h"
 #include "fixture/fixture.h"
 #include "common/compiler.h"
+#include "daemon/sandbox.h"
 #include "virtq/virtq_internal.h"
 #include "virtq/virtq_packed_event.h"
 
@@ -30,6 +34,7 @@
 #define TBL_OFF   0x50000u     /* indirect tables, 64 bytes per slot */
 #define SLOTS     4096u
 #define MAX_REQ   4096u
+#define MAX_OUT   1024u        /* requests the device may hold: a full ring */
 
 struct t {
 	bool packed;
@@ -44,9 +49,9 @@ struct t {
 	/* bookkeeping */
 	uint64_t next_seq;
 	uint8_t state[MAX_REQ];        /* 0 unused, 1 driver made available, 2 completed */
-	struct out { struct virtq_elem el; uint64_t seq, order; } outst[64];
+	struct out { struct virtq_elem el; uint64_t seq, order; } outst[MAX_OUT];
 	unsigned nout;
-	struct out filled[64];         /* split: used entries written, not yet published */
+	struct out filled[MAX_OUT];         /* split: used entries written, not yet published */
 	unsigned nfilled;
 	uint64_t pop_order;
 	bool failed;
@@ -177,7 +182,7 @@ static int dev_pop(struct t *t, uint64_t *seq_out)
 	for (unsigned i = 0; i < t->nout; i++)
 		if (t->outst[i].seq == seq)
 			fail(t, "popped a request twice", seq);
-	if (t->nout >= 64)
+	if (t->nout >= MAX_OUT)
 		tap_bail("too many outstanding");
 	t->outst[t->nout++] = (struct out){ .el = el, .seq = seq, .order = t->pop_order++ };
 	if (seq_out)
@@ -236,7 +241,7 @@ static uint16_t qemu_base(struct t *t, uint16_t junk)
  */
 static bool crash_and_check(struct t *t, uint16_t junk)
 {
-	struct out held[64];
+	struct out held[MAX_OUT];
 	unsigned n, i;
 
 	/* Filled but unpublished: the driver never saw them, so they are
@@ -599,6 +604,75 @@ static void test_fresh_and_clean(bool packed)
 	t_fini(&t);
 }
 
+/*
+ * A restarted vblkd recovers its rings after sandbox_enter(): the recovery
+ * (sorting up to a ring's worth of requests by pop order) must make no
+ * system call outside the allow-list. glibc's qsort of 1 KiB or more
+ * calls sysinfo() once per process, so this runs first in main(), before
+ * any large qsort, and the recovery itself in a forked, sandboxed child.
+ * Every slot is held, half of them popped again after a completion, so
+ * pop order and ring order differ.
+ */
+static void test_recover_sandboxed(bool packed, unsigned num)
+{
+	static uint64_t order_of[MAX_REQ];
+	struct t *t = calloc(1, sizeof(*t));
+	struct sandbox_opts so = { .mode = SANDBOX_ON, .required = true };
+	unsigned n;
+	int status;
+	pid_t pid;
+
+	if (!t)
+		tap_bail("calloc");
+	t_init(t, packed, num, num);
+	for (unsigned i = 0; i < num; i++)
+		if (drv_add(t, 4) || dev_pop(t, NULL) != 1)
+			tap_bail("fill %u", i);
+	/* Complete every other held request, newest first, and refill. */
+	for (unsigned i = t->nout; i-- > 0;)
+		if (i % 2)
+			dev_push(t, i);
+	drv_reap(t);
+	while (drv_add(t, 4) == 0 && dev_pop(t, NULL) == 1)
+		;
+	n = t->nout;
+	for (unsigned i = 0; i < n; i++)
+		order_of[t->outst[i].seq] = t->outst[i].order;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		uint64_t seq, last = 0;
+		int bad = 0;
+
+		if (sandbox_enter(&so))
+			_exit(3);
+		memset(&t->vq, 0xa5, sizeof(t->vq));   /* the process is gone */
+		t->vq.resubmit = NULL;
+		t->nout = 0;
+		if (dev_init(t, qemu_base(t, 0)) || t->vq.broken)
+			_exit(4);
+		if (virtq_resubmit_pending(&t->vq) != n)
+			_exit(5);
+		for (unsigned i = 0; i < n && !bad; i++) {
+			bad = dev_pop(t, &seq) != 1 || (i && order_of[seq] <= last);
+			last = order_of[seq];
+		}
+		_exit(bad || t->failed ? 6 : 0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		tap_bail("fork/wait");
+	if (WIFSIGNALED(status))
+		diag("child killed by signal %d%s", WTERMSIG(status),
+		     WTERMSIG(status) == SIGSYS ? " (SIGSYS: a call outside the filter)" : "");
+	else if (WEXITSTATUS(status))
+		diag("child exit %d", WEXITSTATUS(status));
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "%s ring %u: %u in-flight requests recovered in pop order under the seccomp filter",
+	   packed ? "packed" : "split", num, n);
+	t_fini(t);
+	free(t);
+}
+
 static void test_bad_config(void)
 {
 	struct t t;
@@ -640,6 +714,11 @@ int main(void)
 		{ "inflight flag not 0/1", p_flag },
 	};
 
+	/* First: no qsort of 1 KiB or more may have run in this process. */
+	for (int packed = 0; packed < 2; packed++) {
+		test_recover_sandboxed(packed, 128);
+		test_recover_sandboxed(packed, 1024);
+	}
 	test_bad_config();
 	for (int packed = 0; packed < 2; packed++) {
 		test_fresh_and_clean(packed);
