@@ -42,6 +42,14 @@ struct export {
 };
 
 #define EXPORT_STOP_TIMEOUT_MS 30000
+/*
+ * How long the control thread waits for an iothread to take a call (start
+ * a queue, swap its fds or memory). Calls are short and never block, so
+ * only a stuck iothread takes this long; its connection is then closed
+ * (the stop completes whenever the iothread answers) and every other
+ * export carries on.
+ */
+#define EXPORT_CALL_TIMEOUT_MS 5000
 
 /* ---- iothread side ---------------------------------------------------- */
 
@@ -93,6 +101,8 @@ void equeue_notify(struct equeue *q)
 		virtq_flush(&vr->vq);   /* the driver polls: publish, no interrupt */
 		return;
 	}
+	/* Non-blocking (vhost made it so): EAGAIN means the counter is at
+	 * its maximum, i.e. an interrupt is pending already; nothing is lost. */
 	if (virtq_needs_notify(&vr->vq))
 		n = write(vr->call_fd, &one, sizeof(one));
 }
@@ -325,7 +335,13 @@ static int export_queue_start(void *opaque, struct vhost_vring *vr)
 		return -EBUSY;
 	q->vr = vr;
 	e->nstarted++;
-	loop_call(q->t->loop, equeue_start_fn, q);
+	if (loop_call_timeout(q->t->loop, equeue_start_fn, q, EXPORT_CALL_TIMEOUT_MS)) {
+		log_rl(LOG_ERR, "%s: queue %u: iothread %u does not answer", e->name, vr->index,
+		       q->t->index);
+		q->vr = NULL;
+		e->nstarted--;
+		return -ETIMEDOUT;
+	}
 	return 0;
 }
 
@@ -341,18 +357,28 @@ static void export_queue_stop(void *opaque, struct vhost_vring *vr, vhost_done_c
 	q = &e->queues[vr->index];
 	q->stop_done = done;
 	q->stop_arg = arg;
-	loop_call(q->t->loop, equeue_stop_fn, q);
+	/* Asynchronous: done() comes back by message (export_stop_done), so
+	 * the control thread never waits here for a busy or stuck iothread. */
+	if (loop_post(q->t->loop, equeue_stop_fn, q))
+		loop_call(q->t->loop, equeue_stop_fn, q);
 }
 
-static void export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg)
+static int export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg)
 {
 	struct export *e = opaque;
+	struct equeue *q;
 
 	if (vr->index >= e->num_queues) {
 		fn(arg);
-		return;
+		return 0;
 	}
-	loop_call(e->queues[vr->index].t->loop, fn, arg);
+	q = &e->queues[vr->index];
+	if (loop_call_timeout(q->t->loop, fn, arg, EXPORT_CALL_TIMEOUT_MS)) {
+		log_rl(LOG_ERR, "%s: queue %u: iothread %u does not answer", e->name, vr->index,
+		       q->t->index);
+		return -ETIMEDOUT;
+	}
+	return 0;
 }
 
 static void export_disconnected(void *opaque)

@@ -96,6 +96,7 @@ struct vhost_server {
 	bool msg_pending;           /* rx.msg waits for queue stops */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
+	bool broken;                /* the device failed us: close after this message */
 };
 
 static void conn_close(struct vhost_server *s);
@@ -273,6 +274,8 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 	if (ret) {
 		log_rl(LOG_ERR, "vhost %s: vring %u: device failed to start: %s", s->name,
 		       vr->index, strerror(-ret));
+		if (ret == -ETIMEDOUT)
+			s->broken = true;   /* its thread is stuck: close */
 		virtq_fini(&vr->vq);
 		vr->started = false;
 		gmem_put(vr->mem);
@@ -362,16 +365,21 @@ static void fd_swap_fn(void *arg)
 	w->fd = old;
 }
 
-/* Replace a (queue) fd field; in the queue's context if the ring runs. */
-static void vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd)
+/*
+ * Replace a (queue) fd field; in the queue's context if the ring runs.
+ * Return: 0, or -EIO if that context did not answer (close).
+ */
+static int vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd)
 {
 	struct fd_swap w = { .field = field, .fd = fd };
+	int ret = 0;
 
-	if (vr->started)
-		s->ops->queue_exec(s->opaque, vr, fd_swap_fn, &w);
-	else
+	if (!vr->started)
 		fd_swap_fn(&w);
+	else if (s->ops->queue_exec(s->opaque, vr, fd_swap_fn, &w))
+		ret = -EIO;     /* not swapped: w.fd is still the new fd */
 	close_fd(&w.fd);
+	return ret;
 }
 
 struct mem_swap {
@@ -433,7 +441,10 @@ static int mem_commit(struct vhost_server *s)
 		/* Checked above; the table cannot have changed since. */
 		vring_translate(s->next_mem, vr, vr->vq.packed, &w.rp);
 		w.mem = gmem_get(s->next_mem);
-		s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w);
+		/* Not swapped: the ring keeps its old table (and mappings) until
+		 * the connection, marked broken, is closed. */
+		if (s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w))
+			s->broken = true;
 		gmem_put(w.mem);
 	}
 	gmem_put(s->mem);
@@ -734,10 +745,37 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 	return send_reply(s, m->hdr.request, &st, sizeof(st));
 }
 
+/*
+ * The kick, call or error fd of a SET_VRING_* message (-1: none, polling),
+ * made non-blocking. O_NONBLOCK belongs to the open file description, so
+ * the frontend's copy changes too: QEMU's eventfds are non-blocking
+ * already, and a frontend that shares a blocking one must not make a
+ * thread of ours sleep in read() or write() for good (a call eventfd at
+ * its maximum count, a kick eventfd shared by two queues). libvhost-user,
+ * DPDK and rust-vmm use the fds as received; we do not trust them.
+ * Return: the fd, -1, or -EPROTO (refused: close).
+ */
+static int vring_fd_take(struct vhost_server *s, struct vhost_msg *m, const char *req)
+{
+	int fd = vhost_msg_take_fd(m, 0);
+	int fl;
+
+	if (fd < 0)
+		return -1;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+		bad(s, "%s: cannot make the fd non-blocking: %s", req, strerror(errno));
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
 static int h_set_vring_kick(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_KICK");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
@@ -746,8 +784,11 @@ static int h_set_vring_kick(struct vhost_server *s, struct vhost_msg *m)
 		vring_stop(s, vr);
 		return H_PENDING;
 	}
+	fd = vring_fd_take(s, m, "SET_VRING_KICK");
+	if (fd == -EPROTO)
+		return -EPROTO;
 	close_fd(&vr->kick_fd);
-	vr->kick_fd = vhost_msg_take_fd(m, 0);
+	vr->kick_fd = fd;
 	s->vpriv[vr->index].kick_set = true;
 	vring_try_start(s, vr);
 	return 0;
@@ -757,22 +798,28 @@ static int h_set_vring_call(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_CALL");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
-	vring_set_queue_fd(s, vr, &vr->call_fd, vhost_msg_take_fd(m, 0));
-	return 0;
+	fd = vring_fd_take(s, m, "SET_VRING_CALL");
+	if (fd == -EPROTO)
+		return -EPROTO;
+	return vring_set_queue_fd(s, vr, &vr->call_fd, fd);
 }
 
 static int h_set_vring_err(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_ERR");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
-	vring_set_queue_fd(s, vr, &vr->err_fd, vhost_msg_take_fd(m, 0));
-	return 0;
+	fd = vring_fd_take(s, m, "SET_VRING_ERR");
+	if (fd == -EPROTO)
+		return -EPROTO;
+	return vring_set_queue_fd(s, vr, &vr->err_fd, fd);
 }
 
 static int h_set_vring_enable(struct vhost_server *s, struct vhost_msg *m)
@@ -1077,7 +1124,7 @@ static void finish_msg(struct vhost_server *s, int r)
 {
 	struct vhost_msg *m = &s->rx.msg;
 
-	if (r < 0) {
+	if (r < 0 || s->broken) {
 		conn_close(s);
 		return;
 	}
@@ -1186,6 +1233,7 @@ static void conn_finish_close(struct vhost_server *s)
 	s->features_set = false;
 	s->protocol_features = 0;
 	s->owner = false;
+	s->broken = false;
 	inflight_unmap(s);
 	vhost_msg_rx_reset(&s->rx);
 	s->msg_pending = false;

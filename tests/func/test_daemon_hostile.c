@@ -851,6 +851,86 @@ static void test_inflight_disconnect(void)
 	require_daemon();
 }
 
+/* ---- blocking notification fds ------------------------------------------- */
+
+/*
+ * Submit a 4 KiB read on queue q, kick it through @kick_fd, and wait for
+ * the used ring (polled: the call fd may not be the client's) for up to
+ * TMO, kicking again every millisecond (with a kick fd shared by two
+ * queues, the other queue's thread may take a kick meant for this one).
+ * True once it completed OK.
+ */
+static bool read_kick_poll(struct vblk_client *c, unsigned q, int kick_fd)
+{
+	static struct vblk_req reqs[64];
+	static unsigned next;
+	struct vblk_req *r = &reqs[next++ % ARRAY_SIZE(reqs)];
+	uint64_t one = 1, end = now_ms() + TMO;
+
+	memset(r, 0, sizeof(*r));
+	if (vblk_client_submit(c, q, r, VIRTIO_BLK_T_IN, 8, NULL, 0, 4096, 0))
+		return false;
+	while (!r->done && now_ms() < end) {
+		if (write(kick_fd, &one, sizeof(one)) != sizeof(one))
+			return false;
+		usleep(1000);
+		vblk_client_reap(c, q);
+	}
+	return r->done && *r->status == VIRTIO_BLK_S_OK;
+}
+
+/*
+ * A frontend hands over ordinary blocking eventfds: a call fd at its
+ * maximum count (a write to it would sleep) and one kick fd shared by both
+ * queues (two iothreads woken, one finds it empty: a read would sleep).
+ * Neither may stop an iothread, the control thread or another export.
+ */
+static void test_blocking_fds(void)
+{
+	struct vhost_frontend *f;
+	struct vblk_client *c = connect_a(false);
+	uint64_t max = 0xfffffffffffffffeull, v = 0;
+	unsigned done = 0, i;
+	int efd = -1, kfd = -1, err2 = -1;
+
+	if (!ok(c, "blocking fds: connect"))
+		return;
+	f = vblk_client_frontend(c);
+	efd = eventfd(0, EFD_CLOEXEC);    /* blocking */
+	if (efd < 0 || write(efd, &max, sizeof(max)) != sizeof(max))
+		tap_bail("eventfd");
+	is(vhost_frontend_set_vring_call(f, 0, efd), 0,
+	   "blocking fds: SET_VRING_CALL with a blocking eventfd at its maximum count");
+	for (i = 0; i < 4; i++)
+		done += read_kick_poll(c, 0, vblk_client_kick_fd(c, 0));
+	is(done, 4, "blocking fds: queue 0 completes requests while its call fd is full");
+	ok(rw_check(c, 1, 700, 0), "blocking fds: queue 1 serves");
+	is(vhost_frontend_set_vring_call(f, 0, efd), 0,
+	   "blocking fds: the control thread still reaches queue 0's iothread");
+	ok(read(efd, &v, sizeof(v)) == sizeof(v) && v == max,
+	   "blocking fds: the pending interrupt is still pending");
+
+	kfd = eventfd(0, EFD_CLOEXEC);    /* blocking, shared by both queues */
+	if (kfd < 0)
+		tap_bail("eventfd");
+	ok(vhost_frontend_set_vring_kick(f, 0, kfd) == 0 &&
+	   vhost_frontend_set_vring_kick(f, 1, kfd) == 0,
+	   "blocking fds: one blocking kick eventfd for both queues");
+	for (i = 0, done = 0; i < 200; i++)
+		done += read_kick_poll(c, i % 2, kfd);
+	is(done, 200, "blocking fds: 200 requests kicked through the shared fd completed");
+	err2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ok(vhost_frontend_set_vring_err(f, 0, err2) == 0 &&
+	   vhost_frontend_set_vring_err(f, 1, err2) == 0,
+	   "blocking fds: the control thread still reaches both queues' iothreads");
+	vblk_client_destroy(c);
+	close(efd);
+	close(kfd);
+	close(err2);
+	ok(fresh_connection_works(false), "blocking fds: a fresh connection serves");
+	require_daemon();
+}
+
 /* ---- connection cycles ----------------------------------------------------- */
 
 static void test_cycles(void)
@@ -971,6 +1051,10 @@ int main(int argc, char **argv)
 	b0 = atomic_load(&b_done);
 	test_inflight_disconnect();
 	check_bystander(b0, "the in-flight disconnects");
+
+	b0 = atomic_load(&b_done);
+	test_blocking_fds();
+	check_bystander(b0, "the blocking fds");
 
 	b0 = atomic_load(&b_done);
 	test_cycles();
