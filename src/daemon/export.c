@@ -147,15 +147,14 @@ static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 		equeue_process(q);   /* we stopped popping at the cap */
 }
 
-static void equeue_mark_broken(struct equeue *q)
+static void equeue_mark_broken(struct equeue *q, const char *why)
 {
 	struct vhost_vring *vr = q->vr;
 
 	if (q->broken_reported)
 		return;
 	q->broken_reported = true;
-	log_rl(LOG_ERR, "%s: queue %u: the guest corrupted the ring; queue stopped",
-	       q->exp->name, vr->index);
+	log_rl(LOG_ERR, "%s: queue %u: %s; queue stopped", q->exp->name, vr->index, why);
 	if (vr->kick_fd >= 0)
 		loop_del_fd(q->t->loop, vr->kick_fd);
 	q->running = false;
@@ -198,7 +197,7 @@ static void equeue_process(struct equeue *q)
 				return;
 		}
 		if (ret < 0) {
-			equeue_mark_broken(q);
+			equeue_mark_broken(q, "the guest corrupted the ring");
 			return;
 		}
 		if (q->inflight >= vq->num)
@@ -214,9 +213,18 @@ static void equeue_on_kick(void *opaque, uint32_t events)
 {
 	struct equeue *q = opaque;
 	uint64_t v;
-	ssize_t n UNUSED;
+	ssize_t n;
 
+	/* Non-blocking (vhost made it so): EAGAIN when another queue sharing
+	 * the fd took the kick. EOF (a socket or pipe whose writer is gone)
+	 * or an error (a listening socket, an fd that cannot be read) would
+	 * keep the level-triggered watch firing for ever: stop the queue. */
 	n = read(q->vr->kick_fd, &v, sizeof(v));
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		equeue_mark_broken(q, n == 0 ? "its kick fd is at end of file" :
+				   "its kick fd cannot be read");
+		return;
+	}
 	equeue_process(q);
 }
 

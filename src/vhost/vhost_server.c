@@ -16,12 +16,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -745,6 +747,57 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 	return send_reply(s, m->hdr.request, &st, sizeof(st));
 }
 
+/* st_dev and file type of anonymous inodes (eventfd), from a probe. */
+static pthread_once_t anon_once = PTHREAD_ONCE_INIT;
+static bool anon_known;
+static dev_t anon_dev;
+static mode_t anon_type;
+
+static void anon_probe(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct stat st;
+
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		anon_dev = st.st_dev;
+		anon_type = st.st_mode & S_IFMT;
+		anon_known = true;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * NULL if @fd can carry notifications: an eventfd (any anonymous inode:
+ * an unreadable one fails at read time and stops its queue), a pipe or a
+ * socket. Otherwise what it is: a regular file would never wake a kick
+ * watcher (the ring would silently never run) and would fill up with
+ * call writes; a directory or device cannot signal.
+ */
+static const char *notify_fd_refused(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "not stat-able";
+	switch (st.st_mode & S_IFMT) {
+	case S_IFIFO:
+	case S_IFSOCK:
+		return NULL;
+	default:
+		break;
+	}
+	if (anon_known && st.st_dev == anon_dev && (st.st_mode & S_IFMT) == anon_type)
+		return NULL;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG: return "a regular file";
+	case S_IFDIR: return "a directory";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	default: return "of an unknown kind";
+	}
+}
+
 /*
  * The kick, call or error fd of a SET_VRING_* message (-1: none, polling),
  * made non-blocking. O_NONBLOCK belongs to the open file description, so
@@ -758,10 +811,17 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 static int vring_fd_take(struct vhost_server *s, struct vhost_msg *m, const char *req)
 {
 	int fd = vhost_msg_take_fd(m, 0);
+	const char *kind;
 	int fl;
 
 	if (fd < 0)
 		return -1;
+	kind = notify_fd_refused(fd);
+	if (kind) {
+		bad(s, "%s: the fd is %s, not an eventfd, pipe or socket", req, kind);
+		close(fd);
+		return -EPROTO;
+	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
 		bad(s, "%s: cannot make the fd non-blocking: %s", req, strerror(errno));
@@ -1459,6 +1519,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	    info->max_queue_size == 0 || info->max_queue_size > VIRTQ_MAX_SIZE ||
 	    (!path && fd < 0))
 		return -EINVAL;
+	pthread_once(&anon_once, anon_probe);   /* before any sandbox */
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -931,6 +932,109 @@ static void test_blocking_fds(void)
 	require_daemon();
 }
 
+/* ---- kick/call/err fds that cannot signal ------------------------------- */
+
+enum fd_kind { FK_FILE, FK_DIR, FK_EOF_SOCKET, FK_LISTENING, FK_EOF_PIPE };
+
+/* An fd of @kind; *extra gets a second fd to close afterwards (or -1). */
+static int make_fd(enum fd_kind kind, int *extra)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sv[2], fd = -1;
+
+	*extra = -1;
+	switch (kind) {
+	case FK_FILE: {
+		char path[256];
+
+		vblkd_proc_path(&proc, "a.img", path, sizeof(path));
+		return open(path, O_RDONLY | O_CLOEXEC);
+	}
+	case FK_DIR:
+		return open(proc.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	case FK_EOF_SOCKET:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return -1;
+		close(sv[1]);
+		return sv[0];
+	case FK_EOF_PIPE:
+		if (pipe2(sv, O_CLOEXEC))
+			return -1;
+		close(sv[1]);
+		return sv[0];
+	case FK_LISTENING:
+		vblkd_proc_path(&proc, "kick.sock", sa.sun_path, sizeof(sa.sun_path));
+		unlink(sa.sun_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		*extra = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* A pending connection makes the listening socket readable. */
+		if (fd < 0 || *extra < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    listen(fd, 4) || connect(*extra, (struct sockaddr *)&sa, sizeof(sa)))
+			tap_bail("listening socket: %s", strerror(errno));
+		return fd;
+	}
+	return -1;
+}
+
+/*
+ * A regular file or a directory as kick fd (the ring would never run), a
+ * regular file as call fd or a directory as error fd: refused, the
+ * connection closes. A kick fd that reads EOF or fails (socket or pipe
+ * whose writer is gone, listening socket): that queue stops and says so on
+ * its error fd (it used to spin a CPU for ever); the other queue serves.
+ */
+static void test_fd_kinds(void)
+{
+	static const struct {
+		const char *name;
+		enum fd_kind kind;
+		int which;      /* 0 kick, 1 call, 2 err */
+		bool refused;
+	} cases[] = {
+		{ "a regular file as kick fd", FK_FILE, 0, true },
+		{ "a directory as kick fd", FK_DIR, 0, true },
+		{ "a regular file as call fd", FK_FILE, 1, true },
+		{ "a directory as error fd", FK_DIR, 2, true },
+		{ "a socket at EOF as kick fd", FK_EOF_SOCKET, 0, false },
+		{ "a pipe at EOF as kick fd", FK_EOF_PIPE, 0, false },
+		{ "a listening socket as kick fd", FK_LISTENING, 0, false },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct vblk_client *c = connect_a(false);
+		struct vhost_frontend *f;
+		int fd, extra, ret;
+
+		if (!ok(c && rw_check(c, 0, 800 + i, 0), "%s: session serves before",
+			cases[i].name)) {
+			vblk_client_destroy(c);
+			continue;
+		}
+		f = vblk_client_frontend(c);
+		fd = make_fd(cases[i].kind, &extra);
+		if (fd < 0)
+			tap_bail("%s: %s", cases[i].name, strerror(errno));
+		ret = cases[i].which == 0 ? vhost_frontend_set_vring_kick(f, 0, fd) :
+		      cases[i].which == 1 ? vhost_frontend_set_vring_call(f, 0, fd) :
+		      vhost_frontend_set_vring_err(f, 0, fd);
+		if (cases[i].refused) {
+			ok(ret != 0 && closed_by_peer(vhost_frontend_fd(f)),
+			   "%s: refused, the connection closes", cases[i].name);
+		} else {
+			is(ret, 0, "%s: accepted", cases[i].name);
+			is(vblk_client_wait_err(c, 0, TMO), 1,
+			   "%s: queue 0 stops and its error eventfd fires", cases[i].name);
+			ok(rw_check(c, 1, 820 + i, 0), "%s: queue 1 serves", cases[i].name);
+		}
+		close(fd);
+		if (extra >= 0)
+			close(extra);
+		vblk_client_destroy(c);
+		ok(fresh_connection_works(false), "%s: a fresh connection serves", cases[i].name);
+		require_daemon();
+	}
+}
+
 /* ---- connection cycles ----------------------------------------------------- */
 
 static void test_cycles(void)
@@ -1055,6 +1159,10 @@ int main(int argc, char **argv)
 	b0 = atomic_load(&b_done);
 	test_blocking_fds();
 	check_bystander(b0, "the blocking fds");
+
+	b0 = atomic_load(&b_done);
+	test_fd_kinds();
+	check_bystander(b0, "the unusable notification fds");
 
 	b0 = atomic_load(&b_done);
 	test_cycles();
