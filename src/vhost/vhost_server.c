@@ -90,6 +90,7 @@ struct vhost_server {
 	bool features_set;          /* SET_FEATURES seen this session */
 	/* SET_INFLIGHT_FD: the shared inflight area, one region per queue */
 	int inflight_fd;
+	int inflight_slot;          /* gmem_guard_watch slot of the area, or -1 */
 	void *inflight;
 	uint64_t inflight_size;
 	unsigned inflight_nq, inflight_qsize;
@@ -99,6 +100,9 @@ struct vhost_server {
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
 	bool broken;                /* the device failed us: close after this message */
+	/* SIGBUS in this connection's guest memory or inflight area */
+	struct gmem_guard *guard;
+	bool guard_watched;
 };
 
 static void conn_close(struct vhost_server *s);
@@ -577,7 +581,7 @@ static int region_add(struct vhost_server *s, const struct gmem *old,
 		    (long long)st.st_size);
 		return -EINVAL;
 	}
-	ret = gmem_add(old, d, fd, out);
+	ret = gmem_add_guarded(old, d, fd, s->guard, out);
 	if (ret)
 		bad(s, "memory region gpa %#llx size %#llx uva %#llx: %s",
 		    (unsigned long long)d->gpa, (unsigned long long)d->size,
@@ -918,6 +922,8 @@ static bool inflight_on(const struct vhost_server *s)
 
 static void inflight_unmap(struct vhost_server *s)
 {
+	gmem_guard_unwatch(s->inflight_slot);
+	s->inflight_slot = -1;
 	if (s->inflight)
 		munmap(s->inflight, s->inflight_size);
 	s->inflight = NULL;
@@ -1018,7 +1024,7 @@ static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	long page = sysconf(_SC_PAGESIZE);
 	struct stat st;
 	void *p;
-	int fd = m->fds[0];
+	int fd = m->fds[0], seals, slot;
 
 	if (!inflight_on(s)) {
 		bad(s, "SET_INFLIGHT_FD: protocol feature not negotiated");
@@ -1044,13 +1050,25 @@ static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	/* Rings hold pointers into the old area: stop them first. */
 	if (stop_all(s) == H_PENDING)
 		return H_PENDING;
+	/* Ours is sealed already; seal a sealable one against shrinking. The
+	 * guard covers the rest (a file truncated after this point). */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals >= 0 && !(seals & (F_SEAL_SHRINK | F_SEAL_SEAL)))
+		(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
 	p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		 (off_t)in->mmap_offset);
 	if (p == MAP_FAILED) {
 		bad(s, "SET_INFLIGHT_FD: mmap: %s", strerror(errno));
 		return -EPROTO;
 	}
+	slot = gmem_guard_watch(s->guard, p, in->mmap_size);
+	if (slot < 0) {
+		bad(s, "SET_INFLIGHT_FD: cannot guard the area: %s", strerror(-slot));
+		munmap(p, in->mmap_size);
+		return -EPROTO;
+	}
 	inflight_unmap(s);
+	s->inflight_slot = slot;
 	s->inflight = p;
 	s->inflight_size = in->mmap_size;
 	s->inflight_nq = in->num_queues;
@@ -1250,10 +1268,47 @@ static void conn_cb(void *opaque, uint32_t events)
 	}
 }
 
+/*
+ * The SIGBUS handler tripped our guard: the frontend shrank a file it
+ * shared (guest memory or the inflight area) under our mapping. The
+ * faulting pages now read as zeroes; drop the connection.
+ */
+static void guard_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	unsigned n = gmem_guard_reset(s->guard);
+
+	if (!n || s->conn_fd < 0 || s->closing)
+		return;
+	log_rl(LOG_ERR, "vhost %s: the frontend's shared memory shrank under its mapping "
+	       "(SIGBUS at %u page%s): closing the connection", s->name, n, n == 1 ? "" : "s");
+	conn_close(s);
+}
+
+static void guard_watch(struct vhost_server *s, bool on)
+{
+	int ret;
+
+	if (!s->guard || s->guard_watched == on)
+		return;
+	if (on) {
+		ret = loop_add_fd(s->ctrl, gmem_guard_fd(s->guard), EPOLLIN, guard_cb, s);
+		if (ret) {
+			log_err("vhost %s: watching the memory guard: %s", s->name, strerror(-ret));
+			return;
+		}
+	} else {
+		loop_del_fd(s->ctrl, gmem_guard_fd(s->guard));
+	}
+	s->guard_watched = on;
+}
+
 static void server_free(struct vhost_server *s)
 {
 	sem_t *sem = s->destroyed;
 
+	guard_watch(s, false);
+	gmem_guard_destroy(s->guard);
 	free(s->vrings);
 	free(s->vpriv);
 	free(s->path);
@@ -1295,6 +1350,7 @@ static void conn_finish_close(struct vhost_server *s)
 	s->owner = false;
 	s->broken = false;
 	inflight_unmap(s);
+	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
 	vhost_msg_rx_reset(&s->rx);
 	s->msg_pending = false;
 	conn_pause(s);
@@ -1494,15 +1550,22 @@ static void create_in_loop(void *arg)
 	struct vhost_server *s = a->s;
 	int fd = s->conn_fd;
 
+	guard_watch(s, true);
+	if (!s->guard_watched) {
+		a->ret = -ENOMEM;
+		return;
+	}
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
 		if (a->ret)
 			s->conn_fd = fd;   /* still ours to close */
-		return;
+	} else {
+		listen_watch(s, true);
+		a->ret = s->listen_watched ? 0 : -ENOMEM;
 	}
-	listen_watch(s, true);
-	a->ret = s->listen_watched ? 0 : -ENOMEM;
+	if (a->ret)
+		guard_watch(s, false);
 }
 
 int vhost_server_create(struct loop *ctrl, const char *path, int fd,
@@ -1530,7 +1593,11 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->listen_fd = -1;
 	s->conn_fd = -1;
 	s->inflight_fd = -1;
+	s->inflight_slot = -1;
 	vhost_msg_rx_init(&s->rx);
+	ret = gmem_guard_create(&s->guard);
+	if (ret)
+		goto err_free;
 	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));
 	s->vpriv = calloc(info->num_queues, sizeof(*s->vpriv));
 	if (!s->vrings || !s->vpriv) {

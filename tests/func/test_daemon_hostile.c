@@ -1035,6 +1035,183 @@ static void test_fd_kinds(void)
 	}
 }
 
+/* ---- shared memory that shrinks (SIGBUS) ---------------------------------- */
+
+static void make_image(const char *path, uint64_t size);
+
+#define PROTO_BASE ((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
+		    (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+		    (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
+
+/* Publish on queue 0 a request {header at @hdr_gpa, status}, and kick. */
+static void publish_header_at(struct vblk_client *c, uint64_t hdr_gpa, uint64_t status_gpa)
+{
+	struct virtq_drv *d = vblk_client_vq(c, 0);
+	unsigned h = d->num - 1;
+
+	sd(&d->desc[h], hdr_gpa, 16, N, (uint16_t)(h - 1));
+	sd(&d->desc[h - 1], status_gpa, 1, W, 0);
+	vblk_client_raw_publish_split(c, 0, (uint16_t)h);
+	vblk_client_kick(c, 0, true);
+}
+
+/* After the frontend's memory shrank: connection closed, daemon serving. */
+static void check_sigbus_survived(struct vblk_client *c, const char *name)
+{
+	ok(closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c))),
+	   "%s: the daemon closes that connection", name);
+	vblk_client_destroy(c);
+	ok(vblkd_proc_alive(&proc), "%s: vblkd still runs", name);
+	require_daemon();
+	ok(fresh_connection_works(false), "%s: a fresh connection serves", name);
+}
+
+/* Guest memory (an unsealable memfd) truncated under a running ring. */
+static void sigbus_guest_memory(void)
+{
+	const char *name = "guest memory truncated under the daemon";
+	struct vblk_client *c = connect_a(false);
+	uint64_t free_gpa;
+	struct bufs b;
+
+	if (!ok(c && rw_check(c, 0, 900, 0), "%s: session serves before", name)) {
+		vblk_client_destroy(c);
+		return;
+	}
+	/* The request's buffers lie past the new end; the rings stay. The
+	 * chain is published only then (a polling daemon takes it at once). */
+	if (!vblk_client_alloc(c, 1, 4096, &free_gpa))
+		tap_bail("guest memory");
+	bufs_alloc(c, &b);
+	if (ftruncate(vblk_client_memfd(c), (off_t)(free_gpa - VBLK_CLIENT_GPA_BASE)))
+		tap_bail("ftruncate");
+	publish_header_at(c, b.hdr, b.status);
+	check_sigbus_survived(c, name);
+}
+
+/* The inflight area (an unsealable memfd) truncated after SET_INFLIGHT_FD. */
+static void sigbus_inflight(void)
+{
+	const char *name = "inflight area truncated under the daemon";
+	struct vblk_client *c = connect_a(false);
+	struct vhost_msg_inflight in = { .num_queues = 2, .queue_size = QSIZE };
+	struct vhost_frontend *f;
+	struct bufs b;
+	int ifd = memfd_create("vblk-test-inflight", MFD_CLOEXEC);
+
+	if (!ok(c && ifd >= 0, "%s: connect", name))
+		goto out;
+	f = vblk_client_frontend(c);
+	in.mmap_size = (2 * virtq_inflight_size(QSIZE, false) + 4095) & ~4095ull;
+	if (ftruncate(ifd, (off_t)in.mmap_size))
+		tap_bail("ftruncate");
+	ok(vhost_frontend_set_protocol_features(f, PROTO_BASE |
+		(1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)) == 0 &&
+	   vhost_frontend_request(f, VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &ifd, 1) == 0 &&
+	   rw_check(c, 0, 910, 0), "%s: serves with an inflight area", name);
+	if (ftruncate(ifd, 0))
+		tap_bail("ftruncate");
+	bufs_alloc(c, &b);
+	publish_header_at(c, b.hdr, b.status);
+	check_sigbus_survived(c, name);
+	c = NULL;
+out:
+	vblk_client_destroy(c);
+	if (ifd >= 0)
+		close(ifd);
+}
+
+/* losetup --find --show @img into @dev; false if that is not possible here. */
+static bool loop_attach(const char *img, char *dev, size_t n)
+{
+	char cmd[512];
+	FILE *p;
+	bool good;
+
+	snprintf(cmd, sizeof(cmd), "losetup --find --show '%s' 2>/dev/null", img);
+	p = popen(cmd, "r");
+	if (!p)
+		return false;
+	good = fgets(dev, (int)n, p) != NULL;
+	if (pclose(p) != 0)
+		good = false;
+	dev[strcspn(dev, "\n")] = '\0';
+	return good && dev[0] == '/';
+}
+
+static void loop_run(const char *fmt, const char *arg)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), fmt, arg);
+	if (system(cmd) != 0)
+		diag("'%s' failed", cmd);
+}
+
+/*
+ * A memory region on a block device: smaller than the region (refused at
+ * ADD_MEM_REG), or shrunk after it was mapped (the guard). Root and loop
+ * devices only.
+ */
+static void sigbus_block_device(void)
+{
+	struct gmem_region_desc rd = {
+		.gpa = 0x200000000ull, .size = 1u << 20, .uva = 0x7f0000000000ull,
+	};
+	char img[256], dev[128];
+	int i;
+
+	if (geteuid() != 0 || access("/dev/loop-control", F_OK)) {
+		skip("block device regions: needs root and loop devices");
+		return;
+	}
+	vblkd_proc_path(&proc, "small.img", img, sizeof(img));
+	for (i = 0; i < 2; i++) {
+		const char *name = i == 0 ? "a block device smaller than its region" :
+				   "a block device shrunk under its region";
+		struct vblk_client *c;
+		int bfd, ret;
+
+		make_image(img, i == 0 ? 64u << 10 : rd.size);
+		if (!loop_attach(img, dev, sizeof(dev))) {
+			skip("%s: losetup does not work here", name);
+			continue;
+		}
+		c = connect_a(false);
+		bfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (!c || bfd < 0)
+			tap_bail("%s: setup: %s", name, strerror(errno));
+		ret = vhost_frontend_set_protocol_features(vblk_client_frontend(c), PROTO_BASE |
+			(1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+		ret = ret ?: vhost_frontend_add_mem_reg(vblk_client_frontend(c), &rd, bfd);
+		if (i == 0) {
+			ok(ret != 0, "%s: ADD_MEM_REG is refused", name);
+		} else {
+			is(ret, 0, "%s: ADD_MEM_REG of a device as large as the region", name);
+			if (truncate(img, 64 << 10))
+				tap_bail("truncate");
+			loop_run("losetup --set-capacity %s", dev);
+		}
+		if (ret == 0) {   /* a header past the device's end */
+			struct bufs b;
+
+			bufs_alloc(c, &b);
+			publish_header_at(c, rd.gpa + (512u << 10), b.status);
+		}
+		check_sigbus_survived(c, name);
+		close(bfd);
+		loop_run("losetup --detach %s", dev);
+	}
+	unlink(img);
+}
+
+static void test_sigbus(void)
+{
+	sigbus_guest_memory();
+	sigbus_inflight();
+	sigbus_block_device();
+}
+
 /* ---- connection cycles ----------------------------------------------------- */
 
 static void test_cycles(void)
@@ -1163,6 +1340,10 @@ int main(int argc, char **argv)
 	b0 = atomic_load(&b_done);
 	test_fd_kinds();
 	check_bystander(b0, "the unusable notification fds");
+
+	b0 = atomic_load(&b_done);
+	test_sigbus();
+	check_bystander(b0, "the shrinking shared memory");
 
 	b0 = atomic_load(&b_done);
 	test_cycles();

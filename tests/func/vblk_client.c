@@ -390,6 +390,11 @@ void *vblk_client_alloc(struct vblk_client *c, size_t len, size_t align, uint64_
 	return c->mem + off;
 }
 
+int vblk_client_memfd(const struct vblk_client *c)
+{
+	return c->memfd;
+}
+
 void *vblk_client_host(struct vblk_client *c, uint64_t gpa, size_t len)
 {
 	if (gpa < VBLK_CLIENT_GPA_BASE || gpa - VBLK_CLIENT_GPA_BASE > c->mem_size ||

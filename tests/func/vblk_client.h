@@ -78,6 +78,8 @@ void *vblk_client_alloc(struct vblk_client *c, size_t len, size_t align, uint64_
 void *vblk_client_host(struct vblk_client *c, uint64_t gpa, size_t len);
 /* First GPA past the end of guest memory. */
 uint64_t vblk_client_gpa_end(const struct vblk_client *c);
+/* The memfd behind guest memory (not sealable): hostile tests shrink it. */
+int vblk_client_memfd(const struct vblk_client *c);
 
 /* ---- requests ------------------------------------------------------------ */
 
