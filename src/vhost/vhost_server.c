@@ -414,14 +414,44 @@ static void mem_swap_fn(void *arg)
 }
 
 /*
- * Make s->next_mem the memory table. Started rings whose areas do not
- * translate in it are stopped first (H_PENDING; the caller re-runs us);
- * the others switch table and ring pointers inside their queue context.
+ * Make s->next_mem the memory table. If it drops a region, every started
+ * ring is stopped (drained) first; else started rings whose areas do not
+ * translate in it are stopped (H_PENDING either way; the caller re-runs
+ * us); the others switch table and ring pointers inside their queue
+ * context.
  */
+/* Does @next lack a region of @old (same gpa, size and uva)? */
+static bool mem_drops_region(const struct gmem *old, const struct gmem *next)
+{
+	for (unsigned i = 0; i < gmem_nregions(old); i++) {
+		const struct gmem_region_desc *o = gmem_region(old, i);
+		bool kept = false;
+
+		for (unsigned j = 0; !kept && j < gmem_nregions(next); j++) {
+			const struct gmem_region_desc *n = gmem_region(next, j);
+
+			kept = n->gpa == o->gpa && n->size == o->size && n->uva == o->uva;
+		}
+		if (!kept)
+			return true;
+	}
+	return false;
+}
+
 static int mem_commit(struct vhost_server *s)
 {
 	bool stopping = false;
 	unsigned i;
+
+	/*
+	 * A region goes away (REM_MEM_REG, or a SET_MEM_TABLE without it):
+	 * once we answer, the frontend may reuse that memory, but requests in
+	 * flight may still write into it. Stop every ring first: a stop
+	 * completes only when its last request has (like GET_VRING_BASE). The
+	 * rings restart with the new table where they stopped.
+	 */
+	if (mem_drops_region(s->mem, s->next_mem) && stop_all(s) == H_PENDING)
+		return H_PENDING;
 
 	for (i = 0; i < s->info.num_queues; i++) {
 		struct vhost_vring *vr = &s->vrings[i];

@@ -368,6 +368,11 @@ unsigned vblk_client_nregions(const struct vblk_client *c)
 	return c->nregions;
 }
 
+const struct gmem_region_desc *vblk_client_region(const struct vblk_client *c, unsigned i)
+{
+	return i < c->nregions ? &c->regions[i] : NULL;
+}
+
 unsigned vblk_client_num_queues(const struct vblk_client *c)
 {
 	return c->o.num_queues;

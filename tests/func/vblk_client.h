@@ -64,6 +64,8 @@ const struct virtio_blk_config *vblk_client_config(const struct vblk_client *c);
 uint64_t vblk_client_offered(const struct vblk_client *c);
 uint64_t vblk_client_acked(const struct vblk_client *c);
 unsigned vblk_client_nregions(const struct vblk_client *c);
+/* Memory region i as sent to the daemon; NULL if out of range. */
+const struct gmem_region_desc *vblk_client_region(const struct vblk_client *c, unsigned i);
 unsigned vblk_client_num_queues(const struct vblk_client *c);
 
 /* ---- guest memory ------------------------------------------------------ */
