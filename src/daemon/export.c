@@ -49,6 +49,14 @@ struct export {
  * it a guest refilling its ring keeps the iothread in one call.
  */
 #define EQUEUE_WEIGHT 256u
+/*
+ * How long the control thread waits for an iothread to take a call (start
+ * a queue, swap its fds or memory). Calls are short and never block, so
+ * only a stuck iothread takes this long; its connection is then closed
+ * (the stop completes whenever the iothread answers) and every other
+ * export carries on.
+ */
+#define EXPORT_CALL_TIMEOUT_MS 5000
 
 /* ---- iothread side ---------------------------------------------------- */
 
@@ -100,6 +108,8 @@ void equeue_notify(struct equeue *q)
 		virtq_flush(&vr->vq);   /* the driver polls: publish, no interrupt */
 		return;
 	}
+	/* Non-blocking (vhost made it so): EAGAIN means the counter is at
+	 * its maximum, i.e. an interrupt is pending already; nothing is lost. */
 	if (virtq_needs_notify(&vr->vq))
 		n = write(vr->call_fd, &one, sizeof(one));
 }
@@ -146,15 +156,14 @@ static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 	 * goes on, no re-entry, no stack growth */
 }
 
-static void equeue_mark_broken(struct equeue *q)
+static void equeue_mark_broken(struct equeue *q, const char *why)
 {
 	struct vhost_vring *vr = q->vr;
 
 	if (q->broken_reported)
 		return;
 	q->broken_reported = true;
-	log_rl(LOG_ERR, "%s: queue %u: the guest corrupted the ring; queue stopped",
-	       q->exp->name, vr->index);
+	log_rl(LOG_ERR, "%s: queue %u: %s; queue stopped", q->exp->name, vr->index, why);
 	if (vr->kick_fd >= 0)
 		loop_del_fd(q->t->loop, vr->kick_fd);
 	q->running = false;
@@ -227,7 +236,7 @@ static void equeue_process(struct equeue *q)
 				goto out;
 		}
 		if (ret < 0) {
-			equeue_mark_broken(q);
+			equeue_mark_broken(q, "the guest corrupted the ring");
 			goto out;
 		}
 		if (q->inflight >= vq->num)
@@ -245,9 +254,18 @@ static void equeue_on_kick(void *opaque, uint32_t events)
 {
 	struct equeue *q = opaque;
 	uint64_t v;
-	ssize_t n UNUSED;
+	ssize_t n;
 
+	/* Non-blocking (vhost made it so): EAGAIN when another queue sharing
+	 * the fd took the kick. EOF (a socket or pipe whose writer is gone)
+	 * or an error (a listening socket, an fd that cannot be read) would
+	 * keep the level-triggered watch firing for ever: stop the queue. */
 	n = read(q->vr->kick_fd, &v, sizeof(v));
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		equeue_mark_broken(q, n == 0 ? "its kick fd is at end of file" :
+				   "its kick fd cannot be read");
+		return;
+	}
 	equeue_process(q);
 }
 
@@ -366,7 +384,13 @@ static int export_queue_start(void *opaque, struct vhost_vring *vr)
 		return -EBUSY;
 	q->vr = vr;
 	e->nstarted++;
-	loop_call(q->t->loop, equeue_start_fn, q);
+	if (loop_call_timeout(q->t->loop, equeue_start_fn, q, EXPORT_CALL_TIMEOUT_MS)) {
+		log_rl(LOG_ERR, "%s: queue %u: iothread %u does not answer", e->name, vr->index,
+		       q->t->index);
+		q->vr = NULL;
+		e->nstarted--;
+		return -ETIMEDOUT;
+	}
 	return 0;
 }
 
@@ -382,18 +406,28 @@ static void export_queue_stop(void *opaque, struct vhost_vring *vr, vhost_done_c
 	q = &e->queues[vr->index];
 	q->stop_done = done;
 	q->stop_arg = arg;
-	loop_call(q->t->loop, equeue_stop_fn, q);
+	/* Asynchronous: done() comes back by message (export_stop_done), so
+	 * the control thread never waits here for a busy or stuck iothread. */
+	if (loop_post(q->t->loop, equeue_stop_fn, q))
+		loop_call(q->t->loop, equeue_stop_fn, q);
 }
 
-static void export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg)
+static int export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg)
 {
 	struct export *e = opaque;
+	struct equeue *q;
 
 	if (vr->index >= e->num_queues) {
 		fn(arg);
-		return;
+		return 0;
 	}
-	loop_call(e->queues[vr->index].t->loop, fn, arg);
+	q = &e->queues[vr->index];
+	if (loop_call_timeout(q->t->loop, fn, arg, EXPORT_CALL_TIMEOUT_MS)) {
+		log_rl(LOG_ERR, "%s: queue %u: iothread %u does not answer", e->name, vr->index,
+		       q->t->index);
+		return -ETIMEDOUT;
+	}
+	return 0;
 }
 
 /* Device reset: the next driver sees the configured cache mode again. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <linux/fs.h>
 
 #ifdef HAVE_SECCOMP
 #include <seccomp.h>
@@ -229,8 +230,19 @@ static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
 			       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)pid));
 	if (ret)
 		return ret;
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("rt_sigaction"), 1,
-				SCMP_A0(SCMP_CMP_EQ, SIGABRT));
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("rt_sigaction"), 1,
+			       SCMP_A0(SCMP_CMP_EQ, SIGABRT));
+	if (ret)
+		return ret;
+	/* The SIGBUS handler (gmem_guard.c) restores the default action for
+	 * a SIGBUS outside guest memory, and may raise it again. */
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("rt_sigaction"), 1,
+			       SCMP_A0(SCMP_CMP_EQ, SIGBUS));
+	if (ret)
+		return ret;
+	/* A memory region on a block device: its size (gmem_check_fd). */
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("ioctl"), 1,
+				SCMP_A1(SCMP_CMP_EQ, BLKGETSIZE64));
 }
 
 /*

@@ -12,8 +12,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <linux/fs.h>
 
 #include "common/compiler.h"
 #include "gmem/gmem.h"
@@ -23,6 +25,7 @@ struct gmem_map {
 	atomic_uint refcnt;
 	void *addr;       /* what mmap returned (page aligned) */
 	size_t len;       /* what was mapped */
+	int slot;         /* gmem_guard_watch slot, -1: not watched */
 };
 
 struct gmem_reg {
@@ -44,6 +47,7 @@ static void gmem_map_put(struct gmem_map *mp)
 {
 	/* acq_rel: the last putter must see every other user's accesses done. */
 	if (atomic_fetch_sub_explicit(&mp->refcnt, 1, memory_order_acq_rel) == 1) {
+		gmem_guard_unwatch(mp->slot);
 		munmap(mp->addr, mp->len);
 		free(mp);
 	}
@@ -124,8 +128,8 @@ static int gmem_check_new(const struct gmem *old, const struct gmem_region_desc 
  * its file raises SIGBUS, which a frontend must not be able to cause. For a
  * memfd that allows sealing, also forbid shrinking it from now on (QEMU's
  * memory-backend-memfd seals by default; this covers other frontends).
- * A regular file or memfd without seals could still be truncated later by
- * the frontend; that residual risk is documented in docs/architecture.md.
+ * A regular file or memfd without seals (or a block device) could still
+ * shrink later: gmem_add_guarded's guard turns that SIGBUS into an error.
  */
 static int gmem_check_fd(int fd, const struct gmem_region_desc *d)
 {
@@ -134,6 +138,15 @@ static int gmem_check_fd(int fd, const struct gmem_region_desc *d)
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t bytes;
+
+		/* Pages past the end of a block device raise SIGBUS too. */
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+			return -errno;
+		if (bytes < d->mmap_offset || bytes - d->mmap_offset < d->size)
+			return -EINVAL;
+	}
 	if (S_ISREG(st.st_mode)) {
 		if ((uint64_t)st.st_size < d->mmap_offset ||
 		    (uint64_t)st.st_size - d->mmap_offset < d->size)
@@ -147,6 +160,12 @@ static int gmem_check_fd(int fd, const struct gmem_region_desc *d)
 
 int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
 	     struct gmem **out)
+{
+	return gmem_add_guarded(old, d, fd, NULL, out);
+}
+
+int gmem_add_guarded(const struct gmem *old, const struct gmem_region_desc *d, int fd,
+		     struct gmem_guard *guard, struct gmem **out)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t map_off, delta;
@@ -184,6 +203,15 @@ int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
 	atomic_init(&mp->refcnt, 1);
 	mp->addr = addr;
 	mp->len = (size_t)(d->size + delta);
+	mp->slot = -1;
+	if (guard) {
+		mp->slot = gmem_guard_watch(guard, addr, mp->len);
+		if (mp->slot < 0) {
+			ret = mp->slot;
+			munmap(addr, mp->len);
+			goto err_free_table;
+		}
+	}
 
 	/* Copy the old regions, sharing their mappings, and insert by gpa. */
 	pos = 0;

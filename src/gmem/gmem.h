@@ -16,6 +16,7 @@
 #define VBLK_GMEM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -31,6 +32,7 @@ struct gmem_region_desc {
 };
 
 struct gmem;
+struct gmem_guard;
 
 /*
  * gmem_create - an empty table (no regions).
@@ -48,6 +50,14 @@ int gmem_create(struct gmem **out);
  */
 int gmem_add(const struct gmem *old, const struct gmem_region_desc *d, int fd,
 	     struct gmem **out);
+
+/*
+ * gmem_add_guarded - as gmem_add; the new mapping is also watched by
+ * @guard (may be NULL: not watched) until it is unmapped, so a SIGBUS in
+ * it trips that guard instead of killing the process.
+ */
+int gmem_add_guarded(const struct gmem *old, const struct gmem_region_desc *d, int fd,
+		     struct gmem_guard *guard, struct gmem **out);
 
 /*
  * gmem_remove - a new snapshot: @old without the region that matches
@@ -86,5 +96,32 @@ void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len);
  */
 int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
 		 struct iovec *iov, unsigned max);
+
+/*
+ * Guards: surviving SIGBUS from shared memory that shrank under us.
+ *
+ * A frontend can shrink a file it shared after we mapped it (hugetlbfs,
+ * tmpfs and disk files cannot be sealed; a block device can be resized);
+ * touching the lost part raises SIGBUS. Mappings watched by a guard are
+ * covered by a process-wide SIGBUS handler: it maps an anonymous zero page
+ * over the faulting page (the access completes on private memory), and
+ * trips the guard, whose eventfd becomes readable; its owner must then
+ * drop everything that uses those mappings. A SIGBUS outside every watched
+ * mapping still kills the process.
+ *
+ * gmem_guard_create - a guard; the first call installs the handler (do it
+ * before a seccomp sandbox: sigaction, eventfd).
+ * gmem_guard_fd - the eventfd, readable once the guard tripped.
+ * gmem_guard_reset - drain it; returns the faults seen since the last reset.
+ * gmem_guard_watch - watch [addr, addr+len); returns a slot, or -ENOSPC.
+ * gmem_guard_unwatch - stop watching (before munmap). Slot < 0: no-op.
+ * Context: any thread; the handler is async-signal-safe and lock-free.
+ */
+int gmem_guard_create(struct gmem_guard **out);
+void gmem_guard_destroy(struct gmem_guard *g);
+int gmem_guard_fd(const struct gmem_guard *g);
+unsigned gmem_guard_reset(struct gmem_guard *g);
+int gmem_guard_watch(struct gmem_guard *g, void *addr, size_t len);
+void gmem_guard_unwatch(int slot);
 
 #endif

@@ -40,6 +40,7 @@ struct loop_callreq {
 	loop_fn fn;
 	void *arg;
 	bool wait;              /* loop_call: the caller owns this struct */
+	bool started;           /* taken off the queue by the loop (under lock) */
 	bool done;
 	struct loop_callreq *next;
 };
@@ -176,6 +177,7 @@ static void loop_run_calls(struct loop *l)
 			l->calls = c->next;
 			if (!l->calls)
 				l->call_tail = NULL;
+			c->started = true;
 		}
 		pthread_mutex_unlock(&l->lock);
 		if (!c)
@@ -591,18 +593,67 @@ static int loop_enqueue(struct loop *l, struct loop_callreq *c)
 
 int loop_call(struct loop *l, loop_fn fn, void *arg)
 {
+	return loop_call_timeout(l, fn, arg, -1);
+}
+
+/* Take @c off the call queue if the loop has not started it. Under lock. */
+static bool loop_cancel_locked(struct loop *l, struct loop_callreq *c)
+{
+	struct loop_callreq *prev = NULL;
+
+	if (c->started)
+		return false;
+	for (struct loop_callreq *it = l->calls; it; prev = it, it = it->next) {
+		if (it != c)
+			continue;
+		if (prev)
+			prev->next = c->next;
+		else
+			l->calls = c->next;
+		if (l->call_tail == c)
+			l->call_tail = prev;
+		return true;
+	}
+	return false;
+}
+
+int loop_call_timeout(struct loop *l, loop_fn fn, void *arg, int timeout_ms)
+{
 	struct loop_callreq c = { .fn = fn, .arg = arg, .wait = true };
+	struct timespec deadline;
+	int ret = 0;
 
 	if (loop_in_thread(l)) {
 		fn(arg);
 		return 0;
 	}
+	/* The condvar uses CLOCK_REALTIME; a clock step only moves the bound. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+	}
 	loop_enqueue(l, &c);
 	pthread_mutex_lock(&l->lock);
-	while (!c.done)
-		pthread_cond_wait(&l->cond, &l->lock);
+	while (!c.done) {
+		if (timeout_ms < 0 || c.started) {
+			/* Running: fn uses the caller's data, wait for it to end
+			 * (loop functions never block on I/O). */
+			pthread_cond_wait(&l->cond, &l->lock);
+			continue;
+		}
+		if (pthread_cond_timedwait(&l->cond, &l->lock, &deadline) == ETIMEDOUT &&
+		    loop_cancel_locked(l, &c)) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&l->lock);
-	return 0;
+	return ret;
 }
 
 int loop_post(struct loop *l, loop_fn fn, void *arg)

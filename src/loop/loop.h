@@ -52,6 +52,15 @@ int loop_del_fd(struct loop *l, int fd);
  * cycles). Never blocks on I/O: loop callbacks never block.
  */
 int loop_call(struct loop *l, loop_fn fn, void *arg);
+/*
+ * loop_call_timeout - as loop_call, but give up if the loop has not
+ * started fn within @timeout_ms (-1: wait for ever): fn is then taken off
+ * the queue and never runs. Once fn has started, waits for it to return
+ * (fn uses the caller's data). For a control thread that must not hang on
+ * an iothread that stopped answering.
+ * Return: 0 (fn ran), -ETIMEDOUT (fn did not run and never will).
+ */
+int loop_call_timeout(struct loop *l, loop_fn fn, void *arg, int timeout_ms);
 
 /* loop_post - queue fn(arg) to run in the loop's thread; returns at once. */
 int loop_post(struct loop *l, loop_fn fn, void *arg);

@@ -77,8 +77,10 @@ struct vhost_dev_ops {
 	/*
 	 * Run fn(arg) in the context serving started vring vr, synchronously.
 	 * Used to swap the memory table, ring pointers or call fd safely.
+	 * Return: 0 (fn ran), or -ETIMEDOUT if that context did not answer in
+	 * time (fn did not run and never will): vhost closes the connection.
 	 */
-	void (*queue_exec)(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg);
+	int (*queue_exec)(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg);
 	/* The frontend went away (after every queue was stopped). */
 	void (*disconnected)(void *opaque);
 	/* Optional: RESET_OWNER reset the device (every queue stopped). */

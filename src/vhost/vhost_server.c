@@ -16,12 +16,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -88,6 +90,7 @@ struct vhost_server {
 	bool features_set;          /* SET_FEATURES seen this session */
 	/* SET_INFLIGHT_FD: the shared inflight area, one region per queue */
 	int inflight_fd;
+	int inflight_slot;          /* gmem_guard_watch slot of the area, or -1 */
 	void *inflight;
 	uint64_t inflight_size;
 	unsigned inflight_nq, inflight_qsize;
@@ -96,6 +99,10 @@ struct vhost_server {
 	bool msg_pending;           /* rx.msg waits for queue stops */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
+	bool broken;                /* the device failed us: close after this message */
+	/* SIGBUS in this connection's guest memory or inflight area */
+	struct gmem_guard *guard;
+	bool guard_watched;
 };
 
 static void conn_close(struct vhost_server *s);
@@ -273,6 +280,8 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 	if (ret) {
 		log_rl(LOG_ERR, "vhost %s: vring %u: device failed to start: %s", s->name,
 		       vr->index, strerror(-ret));
+		if (ret == -ETIMEDOUT)
+			s->broken = true;   /* its thread is stuck: close */
 		virtq_fini(&vr->vq);
 		vr->started = false;
 		gmem_put(vr->mem);
@@ -362,16 +371,21 @@ static void fd_swap_fn(void *arg)
 	w->fd = old;
 }
 
-/* Replace a (queue) fd field; in the queue's context if the ring runs. */
-static void vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd)
+/*
+ * Replace a (queue) fd field; in the queue's context if the ring runs.
+ * Return: 0, or -EIO if that context did not answer (close).
+ */
+static int vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd)
 {
 	struct fd_swap w = { .field = field, .fd = fd };
+	int ret = 0;
 
-	if (vr->started)
-		s->ops->queue_exec(s->opaque, vr, fd_swap_fn, &w);
-	else
+	if (!vr->started)
 		fd_swap_fn(&w);
+	else if (s->ops->queue_exec(s->opaque, vr, fd_swap_fn, &w))
+		ret = -EIO;     /* not swapped: w.fd is still the new fd */
 	close_fd(&w.fd);
+	return ret;
 }
 
 struct mem_swap {
@@ -400,14 +414,44 @@ static void mem_swap_fn(void *arg)
 }
 
 /*
- * Make s->next_mem the memory table. Started rings whose areas do not
- * translate in it are stopped first (H_PENDING; the caller re-runs us);
- * the others switch table and ring pointers inside their queue context.
+ * Make s->next_mem the memory table. If it drops a region, every started
+ * ring is stopped (drained) first; else started rings whose areas do not
+ * translate in it are stopped (H_PENDING either way; the caller re-runs
+ * us); the others switch table and ring pointers inside their queue
+ * context.
  */
+/* Does @next lack a region of @old (same gpa, size and uva)? */
+static bool mem_drops_region(const struct gmem *old, const struct gmem *next)
+{
+	for (unsigned i = 0; i < gmem_nregions(old); i++) {
+		const struct gmem_region_desc *o = gmem_region(old, i);
+		bool kept = false;
+
+		for (unsigned j = 0; !kept && j < gmem_nregions(next); j++) {
+			const struct gmem_region_desc *n = gmem_region(next, j);
+
+			kept = n->gpa == o->gpa && n->size == o->size && n->uva == o->uva;
+		}
+		if (!kept)
+			return true;
+	}
+	return false;
+}
+
 static int mem_commit(struct vhost_server *s)
 {
 	bool stopping = false;
 	unsigned i;
+
+	/*
+	 * A region goes away (REM_MEM_REG, or a SET_MEM_TABLE without it):
+	 * once we answer, the frontend may reuse that memory, but requests in
+	 * flight may still write into it. Stop every ring first: a stop
+	 * completes only when its last request has (like GET_VRING_BASE). The
+	 * rings restart with the new table where they stopped.
+	 */
+	if (mem_drops_region(s->mem, s->next_mem) && stop_all(s) == H_PENDING)
+		return H_PENDING;
 
 	for (i = 0; i < s->info.num_queues; i++) {
 		struct vhost_vring *vr = &s->vrings[i];
@@ -433,7 +477,10 @@ static int mem_commit(struct vhost_server *s)
 		/* Checked above; the table cannot have changed since. */
 		vring_translate(s->next_mem, vr, vr->vq.packed, &w.rp);
 		w.mem = gmem_get(s->next_mem);
-		s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w);
+		/* Not swapped: the ring keeps its old table (and mappings) until
+		 * the connection, marked broken, is closed. */
+		if (s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w))
+			s->broken = true;
 		gmem_put(w.mem);
 	}
 	gmem_put(s->mem);
@@ -566,7 +613,7 @@ static int region_add(struct vhost_server *s, const struct gmem *old,
 		    (long long)st.st_size);
 		return -EINVAL;
 	}
-	ret = gmem_add(old, d, fd, out);
+	ret = gmem_add_guarded(old, d, fd, s->guard, out);
 	if (ret)
 		bad(s, "memory region gpa %#llx size %#llx uva %#llx: %s",
 		    (unsigned long long)d->gpa, (unsigned long long)d->size,
@@ -736,10 +783,95 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 	return send_reply(s, m->hdr.request, &st, sizeof(st));
 }
 
+/* st_dev and file type of anonymous inodes (eventfd), from a probe. */
+static pthread_once_t anon_once = PTHREAD_ONCE_INIT;
+static bool anon_known;
+static dev_t anon_dev;
+static mode_t anon_type;
+
+static void anon_probe(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct stat st;
+
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		anon_dev = st.st_dev;
+		anon_type = st.st_mode & S_IFMT;
+		anon_known = true;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * NULL if @fd can carry notifications: an eventfd (any anonymous inode:
+ * an unreadable one fails at read time and stops its queue), a pipe or a
+ * socket. Otherwise what it is: a regular file would never wake a kick
+ * watcher (the ring would silently never run) and would fill up with
+ * call writes; a directory or device cannot signal.
+ */
+static const char *notify_fd_refused(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "not stat-able";
+	switch (st.st_mode & S_IFMT) {
+	case S_IFIFO:
+	case S_IFSOCK:
+		return NULL;
+	default:
+		break;
+	}
+	if (anon_known && st.st_dev == anon_dev && (st.st_mode & S_IFMT) == anon_type)
+		return NULL;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG: return "a regular file";
+	case S_IFDIR: return "a directory";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	default: return "of an unknown kind";
+	}
+}
+
+/*
+ * The kick, call or error fd of a SET_VRING_* message (-1: none, polling),
+ * made non-blocking. O_NONBLOCK belongs to the open file description, so
+ * the frontend's copy changes too: QEMU's eventfds are non-blocking
+ * already, and a frontend that shares a blocking one must not make a
+ * thread of ours sleep in read() or write() for good (a call eventfd at
+ * its maximum count, a kick eventfd shared by two queues). libvhost-user,
+ * DPDK and rust-vmm use the fds as received; we do not trust them.
+ * Return: the fd, -1, or -EPROTO (refused: close).
+ */
+static int vring_fd_take(struct vhost_server *s, struct vhost_msg *m, const char *req)
+{
+	int fd = vhost_msg_take_fd(m, 0);
+	const char *kind;
+	int fl;
+
+	if (fd < 0)
+		return -1;
+	kind = notify_fd_refused(fd);
+	if (kind) {
+		bad(s, "%s: the fd is %s, not an eventfd, pipe or socket", req, kind);
+		close(fd);
+		return -EPROTO;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+		bad(s, "%s: cannot make the fd non-blocking: %s", req, strerror(errno));
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
 static int h_set_vring_kick(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_KICK");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
@@ -748,8 +880,11 @@ static int h_set_vring_kick(struct vhost_server *s, struct vhost_msg *m)
 		vring_stop(s, vr);
 		return H_PENDING;
 	}
+	fd = vring_fd_take(s, m, "SET_VRING_KICK");
+	if (fd == -EPROTO)
+		return -EPROTO;
 	close_fd(&vr->kick_fd);
-	vr->kick_fd = vhost_msg_take_fd(m, 0);
+	vr->kick_fd = fd;
 	s->vpriv[vr->index].kick_set = true;
 	vring_try_start(s, vr);
 	return 0;
@@ -759,22 +894,28 @@ static int h_set_vring_call(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_CALL");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
-	vring_set_queue_fd(s, vr, &vr->call_fd, vhost_msg_take_fd(m, 0));
-	return 0;
+	fd = vring_fd_take(s, m, "SET_VRING_CALL");
+	if (fd == -EPROTO)
+		return -EPROTO;
+	return vring_set_queue_fd(s, vr, &vr->call_fd, fd);
 }
 
 static int h_set_vring_err(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_ERR");
+	int fd;
 
 	if (!vr)
 		return -EPROTO;
-	vring_set_queue_fd(s, vr, &vr->err_fd, vhost_msg_take_fd(m, 0));
-	return 0;
+	fd = vring_fd_take(s, m, "SET_VRING_ERR");
+	if (fd == -EPROTO)
+		return -EPROTO;
+	return vring_set_queue_fd(s, vr, &vr->err_fd, fd);
 }
 
 static int h_set_vring_enable(struct vhost_server *s, struct vhost_msg *m)
@@ -813,6 +954,8 @@ static bool inflight_on(const struct vhost_server *s)
 
 static void inflight_unmap(struct vhost_server *s)
 {
+	gmem_guard_unwatch(s->inflight_slot);
+	s->inflight_slot = -1;
 	if (s->inflight)
 		munmap(s->inflight, s->inflight_size);
 	s->inflight = NULL;
@@ -913,7 +1056,7 @@ static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	long page = sysconf(_SC_PAGESIZE);
 	struct stat st;
 	void *p;
-	int fd = m->fds[0];
+	int fd = m->fds[0], seals, slot;
 
 	if (!inflight_on(s)) {
 		bad(s, "SET_INFLIGHT_FD: protocol feature not negotiated");
@@ -939,13 +1082,25 @@ static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	/* Rings hold pointers into the old area: stop them first. */
 	if (stop_all(s) == H_PENDING)
 		return H_PENDING;
+	/* Ours is sealed already; seal a sealable one against shrinking. The
+	 * guard covers the rest (a file truncated after this point). */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals >= 0 && !(seals & (F_SEAL_SHRINK | F_SEAL_SEAL)))
+		(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
 	p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		 (off_t)in->mmap_offset);
 	if (p == MAP_FAILED) {
 		bad(s, "SET_INFLIGHT_FD: mmap: %s", strerror(errno));
 		return -EPROTO;
 	}
+	slot = gmem_guard_watch(s->guard, p, in->mmap_size);
+	if (slot < 0) {
+		bad(s, "SET_INFLIGHT_FD: cannot guard the area: %s", strerror(-slot));
+		munmap(p, in->mmap_size);
+		return -EPROTO;
+	}
 	inflight_unmap(s);
+	s->inflight_slot = slot;
 	s->inflight = p;
 	s->inflight_size = in->mmap_size;
 	s->inflight_nq = in->num_queues;
@@ -1079,7 +1234,7 @@ static void finish_msg(struct vhost_server *s, int r)
 {
 	struct vhost_msg *m = &s->rx.msg;
 
-	if (r < 0) {
+	if (r < 0 || s->broken) {
 		conn_close(s);
 		return;
 	}
@@ -1145,10 +1300,47 @@ static void conn_cb(void *opaque, uint32_t events)
 	}
 }
 
+/*
+ * The SIGBUS handler tripped our guard: the frontend shrank a file it
+ * shared (guest memory or the inflight area) under our mapping. The
+ * faulting pages now read as zeroes; drop the connection.
+ */
+static void guard_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	unsigned n = gmem_guard_reset(s->guard);
+
+	if (!n || s->conn_fd < 0 || s->closing)
+		return;
+	log_rl(LOG_ERR, "vhost %s: the frontend's shared memory shrank under its mapping "
+	       "(SIGBUS at %u page%s): closing the connection", s->name, n, n == 1 ? "" : "s");
+	conn_close(s);
+}
+
+static void guard_watch(struct vhost_server *s, bool on)
+{
+	int ret;
+
+	if (!s->guard || s->guard_watched == on)
+		return;
+	if (on) {
+		ret = loop_add_fd(s->ctrl, gmem_guard_fd(s->guard), EPOLLIN, guard_cb, s);
+		if (ret) {
+			log_err("vhost %s: watching the memory guard: %s", s->name, strerror(-ret));
+			return;
+		}
+	} else {
+		loop_del_fd(s->ctrl, gmem_guard_fd(s->guard));
+	}
+	s->guard_watched = on;
+}
+
 static void server_free(struct vhost_server *s)
 {
 	sem_t *sem = s->destroyed;
 
+	guard_watch(s, false);
+	gmem_guard_destroy(s->guard);
 	free(s->vrings);
 	free(s->vpriv);
 	free(s->path);
@@ -1188,7 +1380,9 @@ static void conn_finish_close(struct vhost_server *s)
 	s->features_set = false;
 	s->protocol_features = 0;
 	s->owner = false;
+	s->broken = false;
 	inflight_unmap(s);
+	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
 	vhost_msg_rx_reset(&s->rx);
 	s->msg_pending = false;
 	conn_pause(s);
@@ -1388,15 +1582,22 @@ static void create_in_loop(void *arg)
 	struct vhost_server *s = a->s;
 	int fd = s->conn_fd;
 
+	guard_watch(s, true);
+	if (!s->guard_watched) {
+		a->ret = -ENOMEM;
+		return;
+	}
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
 		if (a->ret)
 			s->conn_fd = fd;   /* still ours to close */
-		return;
+	} else {
+		listen_watch(s, true);
+		a->ret = s->listen_watched ? 0 : -ENOMEM;
 	}
-	listen_watch(s, true);
-	a->ret = s->listen_watched ? 0 : -ENOMEM;
+	if (a->ret)
+		guard_watch(s, false);
 }
 
 int vhost_server_create(struct loop *ctrl, const char *path, int fd,
@@ -1413,6 +1614,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	    info->max_queue_size == 0 || info->max_queue_size > VIRTQ_MAX_SIZE ||
 	    (!path && fd < 0))
 		return -EINVAL;
+	pthread_once(&anon_once, anon_probe);   /* before any sandbox */
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -1423,7 +1625,11 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->listen_fd = -1;
 	s->conn_fd = -1;
 	s->inflight_fd = -1;
+	s->inflight_slot = -1;
 	vhost_msg_rx_init(&s->rx);
+	ret = gmem_guard_create(&s->guard);
+	if (ret)
+		goto err_free;
 	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));
 	s->vpriv = calloc(info->num_queues, sizeof(*s->vpriv));
 	if (!s->vrings || !s->vpriv) {

@@ -31,6 +31,8 @@ struct fault_fuse {
 	uint8_t *data;
 	uint64_t size;
 	bool fail;                /* atomic */
+	bool stall;               /* atomic */
+	unsigned stalled;         /* atomic: reads held right now */
 	unsigned long failed;     /* atomic */
 	pthread_t thread;
 	bool mounted, running;
@@ -130,6 +132,13 @@ static void fuse_handle(struct fault_fuse *f, const struct fuse_in_header *in, c
 			fuse_reply(f, in->unique, -EIO, NULL, 0);
 			break;
 		}
+		if (__atomic_load_n(&f->stall, __ATOMIC_ACQUIRE)) {
+			/* Hold this read (and the filesystem) until released. */
+			__atomic_fetch_add(&f->stalled, 1, __ATOMIC_RELEASE);
+			while (__atomic_load_n(&f->stall, __ATOMIC_ACQUIRE))
+				usleep(1000);
+			__atomic_fetch_sub(&f->stalled, 1, __ATOMIC_RELEASE);
+		}
 		if (r->offset >= f->size)
 			len = 0;
 		else if (len > f->size - r->offset)
@@ -225,6 +234,16 @@ err:
 void fault_fuse_set_fail(struct fault_fuse *f, bool fail)
 {
 	__atomic_store_n(&f->fail, fail, __ATOMIC_RELEASE);
+}
+
+void fault_fuse_set_stall(struct fault_fuse *f, bool stall)
+{
+	__atomic_store_n(&f->stall, stall, __ATOMIC_RELEASE);
+}
+
+unsigned fault_fuse_stalled(const struct fault_fuse *f)
+{
+	return __atomic_load_n(&f->stalled, __ATOMIC_ACQUIRE);
 }
 
 unsigned long fault_fuse_failed(const struct fault_fuse *f)

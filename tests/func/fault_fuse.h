@@ -23,6 +23,13 @@ struct fault_fuse;
 int fault_fuse_mount(const char *dir, uint64_t size, struct fault_fuse **out);
 /* Reads, writes and fsyncs fail with EIO from now on (@fail) or not. */
 void fault_fuse_set_fail(struct fault_fuse *f, bool fail);
+/*
+ * While @stall is set, reads are held (the filesystem answers nothing)
+ * until it is cleared: a storage request that takes as long as the test
+ * wants. fault_fuse_stalled: reads held right now.
+ */
+void fault_fuse_set_stall(struct fault_fuse *f, bool stall);
+unsigned fault_fuse_stalled(const struct fault_fuse *f);
 /* Requests answered with EIO so far. */
 unsigned long fault_fuse_failed(const struct fault_fuse *f);
 /* Lazy unmount, stop the thread, free. NULL is a no-op. */

@@ -48,7 +48,7 @@ static const char *vblkd;
 static struct vblkd_proc proc;
 static char log_path[256], mnt[256];
 static bool mounted;
-static char loopdev[64], dm_name[64];
+static char loopdev[64], dm_name[64], rm_loopdev[64];
 static struct fault_fuse *fuse;
 static uint8_t wbuf[MIB], rbuf[MIB];
 
@@ -306,6 +306,90 @@ static void test_eio(const char *sock)
 	vblk_client_destroy(c);
 }
 
+/* ---- REM_MEM_REG under a stalled read ---------------------------------------- */
+
+/* Poll @cond-like: until the FUSE filesystem holds a read, or TMO. */
+static bool wait_stalled(void)
+{
+	for (int i = 0; i < TMO && !fault_fuse_stalled(fuse); i++)
+		usleep(1000);
+	return fault_fuse_stalled(fuse) > 0;
+}
+
+/*
+ * A read into guest memory is stuck in storage when the frontend removes
+ * the region it writes into. Once REM_MEM_REG is acknowledged the frontend
+ * may reuse that memory, so the ack must wait for the read (which then
+ * completes normally), and nothing may write there afterwards.
+ */
+static void test_rem_mem_reg(const char *sock)
+{
+	/* Small regions: the data buffer has one of its own to lose. */
+	struct vblk_client_opts o = { .num_queues = 1, .mem_size = 1 * MIB,
+				      .region_size = 64 << 10 };
+	const struct gmem_region_desc *rd = NULL;
+	struct vblk_client *c = NULL;
+	struct vblk_req *r = calloc(1, sizeof(*r));
+	struct vhost_frontend *f;
+	uint64_t gpa, ack = 1;
+	uint8_t *region;
+	bool clean = true;
+	int ret;
+
+	if (!ok(r && vblk_client_connect(sock, &o, &c) == 0, "rem_mem_reg: connect"))
+		goto out;
+	f = vblk_client_frontend(c);
+	fault_fuse_set_stall(fuse, true);
+	/* Sectors nothing read before: not in any page cache. */
+	if (vblk_client_submit(c, 0, r, VIRTIO_BLK_T_IN, 6 * MIB / SECT, NULL, 0, 4096, 0))
+		tap_bail("rem_mem_reg: submit");
+	gpa = VBLK_CLIENT_GPA_BASE +
+	      (uint64_t)((uint8_t *)r->in_data - (uint8_t *)vblk_client_host(c,
+			 VBLK_CLIENT_GPA_BASE, 1));
+	for (unsigned i = 0; i < vblk_client_nregions(c); i++) {
+		const struct gmem_region_desc *d = vblk_client_region(c, i);
+
+		if (gpa >= d->gpa && gpa - d->gpa < d->size)
+			rd = d;
+	}
+	if (!rd || rd->gpa == VBLK_CLIENT_GPA_BASE)
+		tap_bail("rem_mem_reg: the buffer is not in a data region");
+	region = vblk_client_host(c, rd->gpa, rd->size);
+	memset(r->in_data, 0xaa, 4096);     /* the read brings zeroes */
+	vblk_client_kick(c, 0, true);
+	ok(wait_stalled(), "rem_mem_reg: a read is held in storage");
+
+	vhost_frontend_set_timeout(f, 500);
+	ret = vhost_frontend_rem_mem_reg(f, rd, -1);
+	is(ret, -EAGAIN, "rem_mem_reg: no ack while a read into the region is in flight");
+	fault_fuse_set_stall(fuse, false);
+	vhost_frontend_set_timeout(f, TMO);
+	if (ret == -EAGAIN)
+		ret = vhost_frontend_recv_reply(f, VHOST_USER_REM_MEM_REG, &ack, sizeof(ack),
+						NULL);
+	ok(ret == 0 && ack == 0, "rem_mem_reg: acked once the read completed");
+	vblk_client_reap(c, 0);
+	ok(r->done && *r->status == VIRTIO_BLK_S_OK &&
+	   ((uint8_t *)r->in_data)[0] == 0 && ((uint8_t *)r->in_data)[4095] == 0,
+	   "rem_mem_reg: the read completed, with its data, before the ack");
+
+	/* The frontend reuses the memory: the device must leave it alone
+	 * (a round trip lets anything still pending in the daemon land). */
+	memset(region, 0x55, rd->size);
+	ok(vhost_frontend_get_features(f, &ack) == 0, "rem_mem_reg: the connection answers");
+	for (uint64_t i = 0; i < rd->size; i++)
+		clean &= region[i] == 0x55;
+	ok(clean, "rem_mem_reg: nothing wrote into the removed region after the ack");
+	/* Plugged back (the client allocates from it), the queue serves on. */
+	ok(vhost_frontend_add_mem_reg(f, rd, vblk_client_memfd(c)) == 0 &&
+	   wr(c, 5 * MIB, 64 << 10, 41) == VIRTIO_BLK_S_OK && rd_check(c, 5 * MIB, 64 << 10, 41),
+	   "rem_mem_reg: the ring restarted and serves");
+out:
+	fault_fuse_set_stall(fuse, false);
+	vblk_client_destroy(c);
+	free(r);
+}
+
 /* ---- dm: linear -> error -> linear ------------------------------------------ */
 
 static int dm_load(const char *target)
@@ -371,6 +455,27 @@ static const char *setup_enospc(const char *img, const char *filler)
 	return NULL;
 }
 
+/*
+ * A loop device over the FUSE file: a read the filesystem holds then waits
+ * in the loop driver, while the iothread (whose io_uring read of a FUSE
+ * file would block in submission) stays free to answer the control thread.
+ */
+static const char *setup_fuse_loop(const char *dir)
+{
+	char cmd[512];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s/disk.img 2>/dev/null", dir);
+	f = popen(cmd, "r");
+	if (!f)
+		return "cannot run losetup";
+	if (!fgets(rm_loopdev, sizeof(rm_loopdev), f))
+		rm_loopdev[0] = '\0';
+	pclose(f);
+	rm_loopdev[strcspn(rm_loopdev, "\n")] = '\0';
+	return rm_loopdev[0] == '/' ? NULL : "no loop device over the FUSE file";
+}
+
 static const char *setup_dm(const char *backing, char *dev, size_t n)
 {
 	FILE *f;
@@ -426,6 +531,8 @@ static const char *setup_eio(const char *dir)
 static void cleanup(void)
 {
 	/* vblkd has stopped (or dies with us): nothing holds the file open. */
+	if (rm_loopdev[0])
+		sh("losetup -d %s >/dev/null 2>&1", rm_loopdev);
 	fault_fuse_destroy(fuse);
 	fuse = NULL;
 	if (dm_name[0])
@@ -457,9 +564,9 @@ int main(int argc, char **argv)
 {
 	char t_sock[256], t_img[256], n_sock[256], n_img[300], filler[300], d_sock[256],
 	     d_img[256], d_dev[128];
-	char a[4][700], e_dir[256], e_sock[256];
+	char a[5][700], e_dir[256], e_sock[256], r_sock[256];
 	const char *args[8];
-	const char *skip_enospc, *skip_dm, *skip_eio;
+	const char *skip_enospc, *skip_dm, *skip_eio, *skip_rem;
 	unsigned nargs = 0;
 	struct vblk_client *other;
 	char how[96];
@@ -480,6 +587,7 @@ int main(int argc, char **argv)
 	vblkd_proc_path(&proc, "dm.sock", d_sock, sizeof(d_sock));
 	vblkd_proc_path(&proc, "fuse", e_dir, sizeof(e_dir));
 	vblkd_proc_path(&proc, "eio.sock", e_sock, sizeof(e_sock));
+	vblkd_proc_path(&proc, "rem.sock", r_sock, sizeof(r_sock));
 	vblkd_proc_path(&proc, "dm-backing.img", d_img, sizeof(d_img));
 
 	if (make_file(t_img, TRUNC_IMG))
@@ -487,6 +595,7 @@ int main(int argc, char **argv)
 	skip_enospc = setup_enospc(n_img, filler);
 	skip_dm = setup_dm(d_img, d_dev, sizeof(d_dev));
 	skip_eio = setup_eio(e_dir);
+	skip_rem = skip_eio ? skip_eio : setup_fuse_loop(e_dir);
 
 	snprintf(a[0], sizeof(a[0]), "--export=socket-path=%s,file=%s", t_sock, t_img);
 	args[nargs++] = a[0];
@@ -502,6 +611,11 @@ int main(int argc, char **argv)
 		snprintf(a[3], sizeof(a[3]), "--export=socket-path=%s,file=%s/disk.img", e_sock,
 			 e_dir);
 		args[nargs++] = a[3];
+	}
+	if (!skip_rem) {
+		snprintf(a[4], sizeof(a[4]), "--export=socket-path=%s,file=%s", r_sock,
+			 rm_loopdev);
+		args[nargs++] = a[4];
 	}
 	args[nargs++] = "--iothreads=1";
 	args[nargs] = NULL;
@@ -535,6 +649,10 @@ int main(int argc, char **argv)
 		   "eio: the other export served throughout");
 		vblk_client_destroy(other);
 	}
+	if (skip_rem)
+		ok(1, "rem_mem_reg # SKIP %s", skip_rem);
+	else
+		test_rem_mem_reg(r_sock);
 	if (skip_dm) {
 		ok(1, "dm # SKIP %s", skip_dm);
 	} else {

@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -851,6 +852,366 @@ static void test_inflight_disconnect(void)
 	require_daemon();
 }
 
+/* ---- blocking notification fds ------------------------------------------- */
+
+/*
+ * Submit a 4 KiB read on queue q, kick it through @kick_fd, and wait for
+ * the used ring (polled: the call fd may not be the client's) for up to
+ * TMO, kicking again every millisecond (with a kick fd shared by two
+ * queues, the other queue's thread may take a kick meant for this one).
+ * True once it completed OK.
+ */
+static bool read_kick_poll(struct vblk_client *c, unsigned q, int kick_fd)
+{
+	static struct vblk_req reqs[64];
+	static unsigned next;
+	struct vblk_req *r = &reqs[next++ % ARRAY_SIZE(reqs)];
+	uint64_t one = 1, end = now_ms() + TMO;
+
+	memset(r, 0, sizeof(*r));
+	if (vblk_client_submit(c, q, r, VIRTIO_BLK_T_IN, 8, NULL, 0, 4096, 0))
+		return false;
+	while (!r->done && now_ms() < end) {
+		if (write(kick_fd, &one, sizeof(one)) != sizeof(one))
+			return false;
+		usleep(1000);
+		vblk_client_reap(c, q);
+	}
+	return r->done && *r->status == VIRTIO_BLK_S_OK;
+}
+
+/*
+ * A frontend hands over ordinary blocking eventfds: a call fd at its
+ * maximum count (a write to it would sleep) and one kick fd shared by both
+ * queues (two iothreads woken, one finds it empty: a read would sleep).
+ * Neither may stop an iothread, the control thread or another export.
+ */
+static void test_blocking_fds(void)
+{
+	struct vhost_frontend *f;
+	struct vblk_client *c = connect_a(false);
+	uint64_t max = 0xfffffffffffffffeull, v = 0;
+	unsigned done = 0, i;
+	int efd = -1, kfd = -1, err2 = -1;
+
+	if (!ok(c, "blocking fds: connect"))
+		return;
+	f = vblk_client_frontend(c);
+	efd = eventfd(0, EFD_CLOEXEC);    /* blocking */
+	if (efd < 0 || write(efd, &max, sizeof(max)) != sizeof(max))
+		tap_bail("eventfd");
+	is(vhost_frontend_set_vring_call(f, 0, efd), 0,
+	   "blocking fds: SET_VRING_CALL with a blocking eventfd at its maximum count");
+	for (i = 0; i < 4; i++)
+		done += read_kick_poll(c, 0, vblk_client_kick_fd(c, 0));
+	is(done, 4, "blocking fds: queue 0 completes requests while its call fd is full");
+	ok(rw_check(c, 1, 700, 0), "blocking fds: queue 1 serves");
+	is(vhost_frontend_set_vring_call(f, 0, efd), 0,
+	   "blocking fds: the control thread still reaches queue 0's iothread");
+	ok(read(efd, &v, sizeof(v)) == sizeof(v) && v == max,
+	   "blocking fds: the pending interrupt is still pending");
+
+	kfd = eventfd(0, EFD_CLOEXEC);    /* blocking, shared by both queues */
+	if (kfd < 0)
+		tap_bail("eventfd");
+	ok(vhost_frontend_set_vring_kick(f, 0, kfd) == 0 &&
+	   vhost_frontend_set_vring_kick(f, 1, kfd) == 0,
+	   "blocking fds: one blocking kick eventfd for both queues");
+	for (i = 0, done = 0; i < 200; i++)
+		done += read_kick_poll(c, i % 2, kfd);
+	is(done, 200, "blocking fds: 200 requests kicked through the shared fd completed");
+	err2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ok(vhost_frontend_set_vring_err(f, 0, err2) == 0 &&
+	   vhost_frontend_set_vring_err(f, 1, err2) == 0,
+	   "blocking fds: the control thread still reaches both queues' iothreads");
+	vblk_client_destroy(c);
+	close(efd);
+	close(kfd);
+	close(err2);
+	ok(fresh_connection_works(false), "blocking fds: a fresh connection serves");
+	require_daemon();
+}
+
+/* ---- kick/call/err fds that cannot signal ------------------------------- */
+
+enum fd_kind { FK_FILE, FK_DIR, FK_EOF_SOCKET, FK_LISTENING, FK_EOF_PIPE };
+
+/* An fd of @kind; *extra gets a second fd to close afterwards (or -1). */
+static int make_fd(enum fd_kind kind, int *extra)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sv[2], fd = -1;
+
+	*extra = -1;
+	switch (kind) {
+	case FK_FILE: {
+		char path[256];
+
+		vblkd_proc_path(&proc, "a.img", path, sizeof(path));
+		return open(path, O_RDONLY | O_CLOEXEC);
+	}
+	case FK_DIR:
+		return open(proc.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	case FK_EOF_SOCKET:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return -1;
+		close(sv[1]);
+		return sv[0];
+	case FK_EOF_PIPE:
+		if (pipe2(sv, O_CLOEXEC))
+			return -1;
+		close(sv[1]);
+		return sv[0];
+	case FK_LISTENING:
+		vblkd_proc_path(&proc, "kick.sock", sa.sun_path, sizeof(sa.sun_path));
+		unlink(sa.sun_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		*extra = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* A pending connection makes the listening socket readable. */
+		if (fd < 0 || *extra < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    listen(fd, 4) || connect(*extra, (struct sockaddr *)&sa, sizeof(sa)))
+			tap_bail("listening socket: %s", strerror(errno));
+		return fd;
+	}
+	return -1;
+}
+
+/*
+ * A regular file or a directory as kick fd (the ring would never run), a
+ * regular file as call fd or a directory as error fd: refused, the
+ * connection closes. A kick fd that reads EOF or fails (socket or pipe
+ * whose writer is gone, listening socket): that queue stops and says so on
+ * its error fd (it used to spin a CPU for ever); the other queue serves.
+ */
+static void test_fd_kinds(void)
+{
+	static const struct {
+		const char *name;
+		enum fd_kind kind;
+		int which;      /* 0 kick, 1 call, 2 err */
+		bool refused;
+	} cases[] = {
+		{ "a regular file as kick fd", FK_FILE, 0, true },
+		{ "a directory as kick fd", FK_DIR, 0, true },
+		{ "a regular file as call fd", FK_FILE, 1, true },
+		{ "a directory as error fd", FK_DIR, 2, true },
+		{ "a socket at EOF as kick fd", FK_EOF_SOCKET, 0, false },
+		{ "a pipe at EOF as kick fd", FK_EOF_PIPE, 0, false },
+		{ "a listening socket as kick fd", FK_LISTENING, 0, false },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct vblk_client *c = connect_a(false);
+		struct vhost_frontend *f;
+		int fd, extra, ret;
+
+		if (!ok(c && rw_check(c, 0, 800 + i, 0), "%s: session serves before",
+			cases[i].name)) {
+			vblk_client_destroy(c);
+			continue;
+		}
+		f = vblk_client_frontend(c);
+		fd = make_fd(cases[i].kind, &extra);
+		if (fd < 0)
+			tap_bail("%s: %s", cases[i].name, strerror(errno));
+		ret = cases[i].which == 0 ? vhost_frontend_set_vring_kick(f, 0, fd) :
+		      cases[i].which == 1 ? vhost_frontend_set_vring_call(f, 0, fd) :
+		      vhost_frontend_set_vring_err(f, 0, fd);
+		if (cases[i].refused) {
+			ok(ret != 0 && closed_by_peer(vhost_frontend_fd(f)),
+			   "%s: refused, the connection closes", cases[i].name);
+		} else {
+			is(ret, 0, "%s: accepted", cases[i].name);
+			is(vblk_client_wait_err(c, 0, TMO), 1,
+			   "%s: queue 0 stops and its error eventfd fires", cases[i].name);
+			ok(rw_check(c, 1, 820 + i, 0), "%s: queue 1 serves", cases[i].name);
+		}
+		close(fd);
+		if (extra >= 0)
+			close(extra);
+		vblk_client_destroy(c);
+		ok(fresh_connection_works(false), "%s: a fresh connection serves", cases[i].name);
+		require_daemon();
+	}
+}
+
+/* ---- shared memory that shrinks (SIGBUS) ---------------------------------- */
+
+static void make_image(const char *path, uint64_t size);
+
+#define PROTO_BASE ((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
+		    (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+		    (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
+
+/* Publish on queue 0 a request {header at @hdr_gpa, status}, and kick. */
+static void publish_header_at(struct vblk_client *c, uint64_t hdr_gpa, uint64_t status_gpa)
+{
+	struct virtq_drv *d = vblk_client_vq(c, 0);
+	unsigned h = d->num - 1;
+
+	sd(&d->desc[h], hdr_gpa, 16, N, (uint16_t)(h - 1));
+	sd(&d->desc[h - 1], status_gpa, 1, W, 0);
+	vblk_client_raw_publish_split(c, 0, (uint16_t)h);
+	vblk_client_kick(c, 0, true);
+}
+
+/* After the frontend's memory shrank: connection closed, daemon serving. */
+static void check_sigbus_survived(struct vblk_client *c, const char *name)
+{
+	ok(closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c))),
+	   "%s: the daemon closes that connection", name);
+	vblk_client_destroy(c);
+	ok(vblkd_proc_alive(&proc), "%s: vblkd still runs", name);
+	require_daemon();
+	ok(fresh_connection_works(false), "%s: a fresh connection serves", name);
+}
+
+/* Guest memory (an unsealable memfd) truncated under a running ring. */
+static void sigbus_guest_memory(void)
+{
+	const char *name = "guest memory truncated under the daemon";
+	struct vblk_client *c = connect_a(false);
+	uint64_t free_gpa;
+	struct bufs b;
+
+	if (!ok(c && rw_check(c, 0, 900, 0), "%s: session serves before", name)) {
+		vblk_client_destroy(c);
+		return;
+	}
+	/* The request's buffers lie past the new end; the rings stay. The
+	 * chain is published only then (a polling daemon takes it at once). */
+	if (!vblk_client_alloc(c, 1, 4096, &free_gpa))
+		tap_bail("guest memory");
+	bufs_alloc(c, &b);
+	if (ftruncate(vblk_client_memfd(c), (off_t)(free_gpa - VBLK_CLIENT_GPA_BASE)))
+		tap_bail("ftruncate");
+	publish_header_at(c, b.hdr, b.status);
+	check_sigbus_survived(c, name);
+}
+
+/* The inflight area (an unsealable memfd) truncated after SET_INFLIGHT_FD. */
+static void sigbus_inflight(void)
+{
+	const char *name = "inflight area truncated under the daemon";
+	struct vblk_client *c = connect_a(false);
+	struct vhost_msg_inflight in = { .num_queues = 2, .queue_size = QSIZE };
+	struct vhost_frontend *f;
+	struct bufs b;
+	int ifd = memfd_create("vblk-test-inflight", MFD_CLOEXEC);
+
+	if (!ok(c && ifd >= 0, "%s: connect", name))
+		goto out;
+	f = vblk_client_frontend(c);
+	in.mmap_size = (2 * virtq_inflight_size(QSIZE, false) + 4095) & ~4095ull;
+	if (ftruncate(ifd, (off_t)in.mmap_size))
+		tap_bail("ftruncate");
+	ok(vhost_frontend_set_protocol_features(f, PROTO_BASE |
+		(1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)) == 0 &&
+	   vhost_frontend_request(f, VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &ifd, 1) == 0 &&
+	   rw_check(c, 0, 910, 0), "%s: serves with an inflight area", name);
+	if (ftruncate(ifd, 0))
+		tap_bail("ftruncate");
+	bufs_alloc(c, &b);
+	publish_header_at(c, b.hdr, b.status);
+	check_sigbus_survived(c, name);
+	c = NULL;
+out:
+	vblk_client_destroy(c);
+	if (ifd >= 0)
+		close(ifd);
+}
+
+/* losetup --find --show @img into @dev; false if that is not possible here. */
+static bool loop_attach(const char *img, char *dev, size_t n)
+{
+	char cmd[512];
+	FILE *p;
+	bool good;
+
+	snprintf(cmd, sizeof(cmd), "losetup --find --show '%s' 2>/dev/null", img);
+	p = popen(cmd, "r");
+	if (!p)
+		return false;
+	good = fgets(dev, (int)n, p) != NULL;
+	if (pclose(p) != 0)
+		good = false;
+	dev[strcspn(dev, "\n")] = '\0';
+	return good && dev[0] == '/';
+}
+
+static void loop_run(const char *fmt, const char *arg)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), fmt, arg);
+	if (system(cmd) != 0)
+		diag("'%s' failed", cmd);
+}
+
+/*
+ * A memory region on a block device: smaller than the region (refused at
+ * ADD_MEM_REG), or shrunk after it was mapped (the guard). Root and loop
+ * devices only.
+ */
+static void sigbus_block_device(void)
+{
+	struct gmem_region_desc rd = {
+		.gpa = 0x200000000ull, .size = 1u << 20, .uva = 0x7f0000000000ull,
+	};
+	char img[256], dev[128];
+	int i;
+
+	if (geteuid() != 0 || access("/dev/loop-control", F_OK)) {
+		skip("block device regions: needs root and loop devices");
+		return;
+	}
+	vblkd_proc_path(&proc, "small.img", img, sizeof(img));
+	for (i = 0; i < 2; i++) {
+		const char *name = i == 0 ? "a block device smaller than its region" :
+				   "a block device shrunk under its region";
+		struct vblk_client *c;
+		int bfd, ret;
+
+		make_image(img, i == 0 ? 64u << 10 : rd.size);
+		if (!loop_attach(img, dev, sizeof(dev))) {
+			skip("%s: losetup does not work here", name);
+			continue;
+		}
+		c = connect_a(false);
+		bfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (!c || bfd < 0)
+			tap_bail("%s: setup: %s", name, strerror(errno));
+		ret = vhost_frontend_set_protocol_features(vblk_client_frontend(c), PROTO_BASE |
+			(1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+		ret = ret ?: vhost_frontend_add_mem_reg(vblk_client_frontend(c), &rd, bfd);
+		if (i == 0) {
+			ok(ret != 0, "%s: ADD_MEM_REG is refused", name);
+		} else {
+			is(ret, 0, "%s: ADD_MEM_REG of a device as large as the region", name);
+			if (truncate(img, 64 << 10))
+				tap_bail("truncate");
+			loop_run("losetup --set-capacity %s", dev);
+		}
+		if (ret == 0) {   /* a header past the device's end */
+			struct bufs b;
+
+			bufs_alloc(c, &b);
+			publish_header_at(c, rd.gpa + (512u << 10), b.status);
+		}
+		check_sigbus_survived(c, name);
+		close(bfd);
+		loop_run("losetup --detach %s", dev);
+	}
+	unlink(img);
+}
+
+static void test_sigbus(void)
+{
+	sigbus_guest_memory();
+	sigbus_inflight();
+	sigbus_block_device();
+}
+
 /* ---- connection cycles ----------------------------------------------------- */
 
 static void test_cycles(void)
@@ -970,6 +1331,18 @@ int main(int argc, char **argv)
 	b0 = atomic_load(&b_done);
 	test_inflight_disconnect();
 	check_bystander(b0, "the in-flight disconnects");
+
+	b0 = atomic_load(&b_done);
+	test_blocking_fds();
+	check_bystander(b0, "the blocking fds");
+
+	b0 = atomic_load(&b_done);
+	test_fd_kinds();
+	check_bystander(b0, "the unusable notification fds");
+
+	b0 = atomic_load(&b_done);
+	test_sigbus();
+	check_bystander(b0, "the shrinking shared memory");
 
 	b0 = atomic_load(&b_done);
 	test_cycles();

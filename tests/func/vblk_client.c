@@ -361,6 +361,11 @@ unsigned vblk_client_nregions(const struct vblk_client *c)
 	return c->nregions;
 }
 
+const struct gmem_region_desc *vblk_client_region(const struct vblk_client *c, unsigned i)
+{
+	return i < c->nregions ? &c->regions[i] : NULL;
+}
+
 unsigned vblk_client_num_queues(const struct vblk_client *c)
 {
 	return c->o.num_queues;
@@ -381,6 +386,11 @@ void *vblk_client_alloc(struct vblk_client *c, size_t len, size_t align, uint64_
 	if (gpa)
 		*gpa = VBLK_CLIENT_GPA_BASE + off;
 	return c->mem + off;
+}
+
+int vblk_client_memfd(const struct vblk_client *c)
+{
+	return c->memfd;
 }
 
 void *vblk_client_host(struct vblk_client *c, uint64_t gpa, size_t len)

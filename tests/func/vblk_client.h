@@ -65,6 +65,8 @@ const struct virtio_blk_config *vblk_client_config(const struct vblk_client *c);
 uint64_t vblk_client_offered(const struct vblk_client *c);
 uint64_t vblk_client_acked(const struct vblk_client *c);
 unsigned vblk_client_nregions(const struct vblk_client *c);
+/* Memory region i as sent to the daemon; NULL if out of range. */
+const struct gmem_region_desc *vblk_client_region(const struct vblk_client *c, unsigned i);
 unsigned vblk_client_num_queues(const struct vblk_client *c);
 
 /* ---- guest memory ------------------------------------------------------ */
@@ -79,6 +81,8 @@ void *vblk_client_alloc(struct vblk_client *c, size_t len, size_t align, uint64_
 void *vblk_client_host(struct vblk_client *c, uint64_t gpa, size_t len);
 /* First GPA past the end of guest memory. */
 uint64_t vblk_client_gpa_end(const struct vblk_client *c);
+/* The memfd behind guest memory (not sealable): hostile tests shrink it. */
+int vblk_client_memfd(const struct vblk_client *c);
 
 /* ---- requests ------------------------------------------------------------ */
 

@@ -171,7 +171,7 @@ static void fv_queue_stop(void *o, struct vhost_vring *vr, vhost_done_cb done, v
 	FUZZ_SETUP(loop_post(f->ctrl, fv_post_fn, p) == 0, "loop_post");
 }
 
-static void fv_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg)
+static int fv_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg)
 {
 	struct fv *f = o;
 
@@ -179,6 +179,7 @@ static void fv_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg
 		   "exec on vring %u, not running", vr->index);
 	fn(arg);
 	fv_serve(f, vr);   /* swapped memory / fds must be usable at once */
+	return 0;
 }
 
 static void fv_disconnected(void *o)

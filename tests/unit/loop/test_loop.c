@@ -138,6 +138,12 @@ static void *poster_thread(void *arg)
 	return NULL;
 }
 
+/* Sleeps in read() until the test writes the eventfd *arg. */
+static void block_fn(void *arg)
+{
+	drain(*(int *)arg);
+}
+
 static int idle_count;
 static void on_idle(void *opaque)
 {
@@ -181,6 +187,19 @@ int main(void)
 		loop_post(io, post_fn, &c);
 	loop_call(io, in_thread_fn, &c);   /* runs after the posts (FIFO) */
 	is(c.counter, 1002, "posted calls ran in order before the next call");
+
+	/* A bounded call to a loop stuck in a callback gives up, and its fn
+	 * never runs (it would use the caller's stack); later calls work. */
+	int gate = eventfd(0, EFD_CLOEXEC);   /* blocking: the stuck callback */
+	loop_post(io, block_fn, &gate);
+	c.counter = 0;
+	is(loop_call_timeout(io, in_thread_fn, &c, 100), -ETIMEDOUT,
+	   "loop_call_timeout gives up on a loop that does not answer");
+	kick(gate);                           /* the loop runs again */
+	is(loop_call_timeout(io, in_thread_fn, &c, 5000), 0,
+	   "loop_call_timeout runs fn once the loop answers");
+	is(c.counter, 1, "the call that timed out never ran");
+	close(gate);
 	loop_destroy(io);
 
 	/* loop_run_until: runs work posted from another thread, or times out. */

@@ -168,7 +168,7 @@ static void fd_queue_stop(void *o, struct vhost_vring *vr, vhost_done_cb done, v
 		done(arg);
 }
 
-static void fd_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg)
+static int fd_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg)
 {
 	struct fake_dev *d = o;
 
@@ -177,6 +177,7 @@ static void fd_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg
 	d->execs++;
 	fd_snapshot(d, vr);
 	pthread_mutex_unlock(&d->lock);
+	return 0;
 }
 
 static void fd_disconnected(void *o)
