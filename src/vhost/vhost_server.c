@@ -959,27 +959,45 @@ static bool config_range_ok(const struct vhost_server *s, const struct vhost_msg
 	return c->offset <= s->info.config_size && c->size <= s->info.config_size - c->offset;
 }
 
+/*
+ * Read [offset, offset + size) of the config space into @buf, the bytes
+ * past the device's config size as zeroes. Frontends read more than the
+ * device has: SPDK's virtio-user always asks for offset 0, size 256
+ * (VHOST_USER_MAX_CONFIG_SIZE) and wants exactly that many bytes back.
+ * Return: 0, -ERANGE beyond the message limit, or the device's -errno.
+ */
+static int config_read(const struct vhost_server *s, uint32_t offset, uint8_t *buf,
+		       uint32_t size)
+{
+	uint32_t have;
+
+	if (offset > VHOST_USER_MAX_CONFIG_SIZE || size > VHOST_USER_MAX_CONFIG_SIZE - offset)
+		return -ERANGE;
+	memset(buf, 0, size);
+	have = offset < s->info.config_size ? MIN(size, s->info.config_size - offset) : 0;
+	if (!have)
+		return 0;
+	if (!s->ops->get_config)
+		return -ENOTSUP;
+	return s->ops->get_config(s->opaque, offset, buf, have);
+}
+
 static int h_get_config(struct vhost_server *s, struct vhost_msg *m)
 {
 	const struct vhost_msg_config *c = &m->payload.config;
 	union vhost_msg_payload r;
-	int ret = -ENOTSUP;
+	int ret;
 
-	if (!config_range_ok(s, c)) {
-		bad(s, "GET_CONFIG: offset %u size %u beyond config space (%u bytes)",
-		    c->offset, c->size, s->info.config_size);
-		return -EPROTO;
-	}
 	memset(&r, 0, sizeof(r));
 	r.config.offset = c->offset;
 	r.config.size = c->size;
 	r.config.flags = c->flags;
-	if (s->ops->get_config)
-		ret = s->ops->get_config(s->opaque, c->offset, r.config.payload, c->size);
+	ret = config_read(s, c->offset, r.config.payload, c->size);
 	if (ret) {
-		/* An empty payload is the protocol's way of saying "failed". */
-		log_rl(LOG_WARN, "vhost %s: GET_CONFIG: device refused: %s", s->name,
-		       strerror(-ret));
+		/* An empty payload is the protocol's way of saying "failed";
+		 * the connection stays. */
+		bad(s, "GET_CONFIG: offset %u size %u refused: %s", c->offset, c->size,
+		    ret == -ERANGE ? "beyond the 256-byte message limit" : strerror(-ret));
 		return send_reply(s, m->hdr.request, NULL, 0);
 	}
 	return send_reply(s, m->hdr.request, &r, VHOST_USER_CONFIG_HDR_SIZE + c->size);

@@ -483,22 +483,6 @@ static void memory_cases(struct env *e)
 				       .nfds = 1, .kind = FD_SMALL_MEMFD });
 }
 
-static void config_cases(struct env *e)
-{
-	struct vhost_msg_config c = { 0 };
-
-	diag("config space bounds");
-	c.size = T_CONFIG_SIZE + 1;
-	CASE("GET_CONFIG one byte past the end", P_NEGOTIATED, VHOST_USER_GET_CONFIG, &c,
-	     12 + T_CONFIG_SIZE + 1, 0);
-	c.offset = T_CONFIG_SIZE + 1;
-	c.size = 0;
-	CASE("GET_CONFIG offset past the end", P_NEGOTIATED, VHOST_USER_GET_CONFIG, &c, 12, 0);
-	c.offset = 0xffffffffu;
-	c.size = 8;
-	CASE("GET_CONFIG offset overflowing", P_NEGOTIATED, VHOST_USER_GET_CONFIG, &c, 20, 0);
-}
-
 /* Rings pointing outside guest memory: not fatal, the ring just stays off. */
 static void ring_outside_memory(struct env *e)
 {
@@ -607,7 +591,6 @@ int main(void)
 	value_cases(&e);
 	state_cases(&e);
 	memory_cases(&e);
-	config_cases(&e);
 	ring_outside_memory(&e);
 	cycles(&e);
 	storm(&e);

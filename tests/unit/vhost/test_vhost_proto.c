@@ -193,6 +193,8 @@ static void test_config(struct env *e)
 {
 	struct vhost_frontend *f = fe_connect(e);
 	uint8_t buf[T_CONFIG_SIZE], w[4] = { 1, 2, 3, 4 };
+	static const uint8_t zeroes[VHOST_USER_MAX_CONFIG_SIZE];
+	uint8_t big[VHOST_USER_MAX_CONFIG_SIZE];
 	int disc = DEV(e, disconnects);
 	uint64_t feat;
 
@@ -205,6 +207,20 @@ static void test_config(struct env *e)
 	is(vhost_frontend_get_config(f, 20, buf, 8), 0, "config at offset 20");
 	ok(memcmp(buf, e->dev.config + 20, 8) == 0, "offset honoured");
 	is(vhost_frontend_get_config(f, T_CONFIG_SIZE, buf, 0), 0, "empty read at the end");
+	/* SPDK's virtio-user reads offset 0, size 256 and wants 256 bytes. */
+	memset(big, 0xaa, sizeof(big));
+	is(vhost_frontend_get_config(f, 0, big, sizeof(big)), 0, "256-byte read answered");
+	ok(memcmp(big, e->dev.config, T_CONFIG_SIZE) == 0 &&
+	   !memcmp(big + T_CONFIG_SIZE, zeroes, sizeof(big) - T_CONFIG_SIZE),
+	   "device bytes, then zeroes past the config size");
+	memset(big, 0xaa, sizeof(big));
+	is(vhost_frontend_get_config(f, T_CONFIG_SIZE + 4, big, 8), 0, "read past the config size");
+	ok(!memcmp(big, zeroes, 8), "reads zeroes");
+	is(vhost_frontend_get_config(f, 250, big, 8), -EIO,
+	   "read beyond 256 bytes refused with an empty reply");
+	is(vhost_frontend_get_config(f, 0xffffffffu, big, 8), -EIO,
+	   "read at an overflowing offset refused");
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after refused reads");
 	is(vhost_frontend_set_config(f, 32, w, 4, VHOST_SET_CONFIG_TYPE_FRONTEND), 0, "SET_CONFIG acked");
 	is(DEV(e, set_config_calls), 1, "ops->set_config called");
 	ok(DEV(e, set_cfg_off) == 32 && DEV(e, set_cfg_len) == 4 &&
