@@ -24,7 +24,7 @@
 
 #define MAX_EXPORTS 64
 #define MAX_IOTHREADS 64
-#define DEFAULT_QUEUE_SIZE 256
+#define DEFAULT_QUEUE_SIZE 1024
 #define MAX_QUEUE_SIZE 1024
 /* Adaptive polling keeps spinning this long after the last request: more
  * than a guest's turnaround at QD1 (completion interrupt, guest block

@@ -55,6 +55,7 @@ struct vring_priv {
 	bool kick_set;      /* SET_VRING_KICK seen (an fd or NOFD = polling) */
 	bool addr_set;      /* SET_VRING_ADDR seen */
 	bool stopping;      /* queue_stop issued, done() not yet called */
+	bool num_refused;   /* SET_VRING_NUM refused without an ack: broken until a valid one */
 	uint16_t used_base; /* packed: used index | wrap << 15 (base's high half) */
 };
 
@@ -627,6 +628,34 @@ static int h_rem_mem_reg(struct vhost_server *s, struct vhost_msg *m)
 	return mem_commit(s);
 }
 
+/*
+ * A ring size we cannot serve (0, above --queue-size, not a power of two
+ * for a split ring) is the frontend's configuration, not corruption: the
+ * connection stays. With REPLY_ACK and NEED_REPLY the frontend is told
+ * (NACK, state unchanged). Without, it cannot be: the ring is left
+ * without a size, so it never starts, and is reported broken on its
+ * error eventfd (now, or once SET_VRING_ERR gives one); other rings serve
+ * on, and a later valid SET_VRING_NUM repairs it.
+ */
+static int vring_refuse_num(struct vhost_server *s, struct vhost_msg *m, struct vhost_vring *vr)
+{
+	unsigned num = m->payload.state.num;
+
+	if ((m->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && reply_ack_on(s)) {
+		bad(s, "SET_VRING_NUM: size %u for vring %u refused (largest %u%s)", num,
+		    vr->index, s->info.max_queue_size,
+		    vring_is_packed(s) ? "" : ", a power of two");
+		return H_NACK;
+	}
+	bad(s, "SET_VRING_NUM: size %u for vring %u refused (largest %u%s); the ring is "
+	    "broken until a valid size", num, vr->index, s->info.max_queue_size,
+	    vring_is_packed(s) ? "" : ", a power of two");
+	vr->num = 0;
+	s->vpriv[vr->index].num_refused = true;
+	vhost_vring_signal_err(vr);
+	return 0;
+}
+
 static int h_set_vring_num(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "SET_VRING_NUM");
@@ -639,12 +668,10 @@ static int h_set_vring_num(struct vhost_server *s, struct vhost_msg *m)
 		return -EPROTO;
 	}
 	if (num == 0 || num > s->info.max_queue_size || num > VIRTQ_MAX_SIZE ||
-	    (!vring_is_packed(s) && !is_pow2(num))) {
-		bad(s, "SET_VRING_NUM: invalid size %u for vring %u", num,
-		    vr->index);
-		return -EPROTO;
-	}
+	    (!vring_is_packed(s) && !is_pow2(num)))
+		return vring_refuse_num(s, m, vr);
 	vr->num = num;
+	s->vpriv[vr->index].num_refused = false;
 	vring_try_start(s, vr);
 	return 0;
 }
@@ -772,6 +799,8 @@ static int h_set_vring_err(struct vhost_server *s, struct vhost_msg *m)
 	if (!vr)
 		return -EPROTO;
 	vring_set_queue_fd(s, vr, &vr->err_fd, vhost_msg_take_fd(m, 0));
+	if (s->vpriv[vr->index].num_refused)
+		vhost_vring_signal_err(vr);
 	return 0;
 }
 

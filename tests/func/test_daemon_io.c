@@ -144,7 +144,7 @@ static void test_config(void)
 	is(le32toh(cfg->blk_size), 512, "config: blk_size 512");
 	ok(f & (1ull << VIRTIO_BLK_F_MQ), "config: MQ offered with 2 queues");
 	is(le16toh(cfg->num_queues), 2, "config: num_queues 2");
-	is(le32toh(cfg->seg_max), 256 - 2, "config: seg_max = queue size - 2");
+	is(le32toh(cfg->seg_max), 1024 - 2, "config: seg_max = default queue size (1024) - 2");
 	is(le32toh(cfg->size_max), 1 << 20, "config: size_max 1 MiB");
 	ok((f & (1ull << VIRTIO_BLK_F_FLUSH)) && cfg->wce == 1, "config: FLUSH offered, writeback");
 	ok(!(f & (1ull << VIRTIO_BLK_F_RO)), "config: writable export is not RO");
@@ -240,8 +240,9 @@ out:
  */
 static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 {
-	enum { MAXPER = 256, LEN = 4096, ROUNDS = 4 };
-	struct vblk_client_opts o = { .num_queues = nq, .packed = packed, .queue_size = qsize };
+	enum { MAXPER = 1024, LEN = 4096, ROUNDS = 4 };
+	struct vblk_client_opts o = { .num_queues = nq, .packed = packed, .queue_size = qsize,
+				      .mem_size = (size_t)nq * per * 8192 + (4u << 20) };
 	static struct vblk_req req[2][MAXPER];
 	static uint8_t req_failed = 0xff;
 	static uint64_t base[2][MAXPER];
@@ -554,9 +555,20 @@ int main(int argc, char **argv)
 	for (int packed = 0; packed < 2; packed++) {
 		for (unsigned nq = 1; nq <= 2; nq++)
 			test_batches(packed, nq, 64, 40);
-		test_batches(packed, 2, 256, 256);   /* full rings, the daemon's largest */
+		test_batches(packed, 2, 256, 256);   /* full rings */
+		/* The default --queue-size (1024, what QEMU allows), full: 1024 in flight. */
+		test_batches(packed, 2, 1024, 1024);
 	}
 	test_batches(true, 1, 100, 70);              /* packed: any size, not a power of 2 */
+	/* Every split size (powers of two) and a spread of packed sizes up to 1024. */
+	for (unsigned n = 1; n <= 1024; n *= 2)
+		test_batches(false, 1, n, MIN(n, 16u));
+	{
+		static const unsigned packed_sizes[] = { 1, 3, 7, 100, 511, 1000, 1023 };
+
+		for (unsigned i = 0; i < ARRAY_SIZE(packed_sizes); i++)
+			test_batches(true, 1, packed_sizes[i], MIN(packed_sizes[i], 16u));
+	}
 	test_types();
 	test_read_only();
 	test_null();

@@ -235,6 +235,57 @@ static void test_config(struct env *e)
 	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
 }
 
+/*
+ * Ring sizes we cannot serve: refused, the connection stays. With
+ * REPLY_ACK a NACK; without an ack the ring reports on its error fd and
+ * never starts until a valid size arrives.
+ */
+static void test_ring_size_refused(struct env *e)
+{
+	static const unsigned bad_sizes[] = { 0, 100, 2048, 65536 };
+	struct vhost_frontend *f = fe_connect(e);
+	int kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
+	int err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int disc = DEV(e, disconnects), starts0 = DEV(e, starts);
+	unsigned base = 0;
+	uint64_t feat, v;
+
+	diag("SET_VRING_NUM beyond the largest size: refused, not fatal");
+	if (!f)
+		return;
+	is(negotiate(f, FEAT_SPLIT), 0, "negotiated (REPLY_ACK on)");
+	is(set_mem(e, f), 0, "memory");
+	for (unsigned i = 0; i < ARRAY_SIZE(bad_sizes); i++)
+		is(vhost_frontend_set_vring_num(f, 0, bad_sizes[i]), -EIO,
+		   "split ring of %u: NACK", bad_sizes[i]);
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after the NACKs");
+	is(start_ring(f, 0, kick, call, T_MAX_QSIZE), 0, "a ring of the largest size starts");
+	ok(WAIT_FOR(e, e->dev.starts == starts0 + 1), "started");
+	is(vhost_frontend_get_vring_base(f, 0, &base), 0, "stopped");
+
+	/* The same without asking for an ack: nobody to tell but the error fd. */
+	vhost_frontend_set_reply_ack(f, false);
+	is(vhost_frontend_set_vring_err(f, 1, err), 0, "SET_VRING_ERR");
+	is(vhost_frontend_set_vring_num(f, 1, 2048), 0, "SET_VRING_NUM 2048 without an ack");
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive");
+	ok(read(err, &v, sizeof(v)) == sizeof(v), "the ring's error eventfd fired");
+	is(vhost_frontend_set_vring_base(f, 1, 0), 0, "base");
+	is(vhost_frontend_set_vring_addr(f, 1, 0, ring_uva(1, T_DESC), ring_uva(1, T_USED),
+					 ring_uva(1, T_AVAIL), 0), 0, "addr");
+	is(vhost_frontend_set_vring_kick(f, 1, kick), 0, "kick");
+	is(vhost_frontend_set_vring_enable(f, 1, true), 0, "enable");
+	is(vhost_frontend_get_features(f, &feat), 0, "sync");
+	is(DEV(e, starts), starts0 + 1, "the refused ring does not start");
+	is(vhost_frontend_set_vring_num(f, 1, 512), 0, "a valid size afterwards");
+	is(vhost_frontend_get_features(f, &feat), 0, "sync");
+	is(DEV(e, starts), starts0 + 2, "repairs it: the ring starts");
+	vhost_frontend_destroy(f);
+	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
+	close(kick);
+	close(call);
+	close(err);
+}
+
 static void test_mem_slots(struct env *e)
 {
 	enum { N = 32, SLOT = 64 << 10 };
@@ -525,6 +576,7 @@ int main(void)
 	test_no_protocol_features(&e);
 	test_packed(&e);
 	test_config(&e);
+	test_ring_size_refused(&e);
 	test_mem_slots(&e);
 	test_async_stop(&e);
 	test_reset_owner(&e);
