@@ -94,6 +94,7 @@ struct vhost_server {
 	unsigned inflight_nq, inflight_qsize;
 
 	struct vhost_msg_rx rx;
+	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
 	bool msg_pending;           /* rx.msg waits for queue stops */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
@@ -159,20 +160,37 @@ static void server_warn(struct log_ratelimit *rl, const struct vhost_server *s,
 	log_msg_rl(rl, LOG_WARN, "vhost %s: %s", s->name, buf);
 }
 
-static int send_reply(struct vhost_server *s, uint32_t request, const void *payload,
-		      uint32_t size)
+/*
+ * Send a reply (with @fd, owned from now on, or -1). A frontend that does
+ * not read its replies fills the socket: what does not fit waits in s->tx,
+ * and the connection reads no further request until it is written
+ * (conn_cb watches for EPOLLOUT meanwhile). That is backpressure, not an
+ * error: the frontend's own requests then wait in the socket.
+ */
+static int send_msg_fd(struct vhost_server *s, uint32_t request, const void *payload,
+		       uint32_t size, int fd)
 {
 	struct vhost_msg_hdr hdr = {
 		.request = request,
 		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
 		.size = size,
 	};
-	int ret = vhost_msg_send(s->conn_fd, &hdr, payload, size, NULL, 0);
+	int ret = vhost_msg_tx_queue(&s->tx, &hdr, payload, size, fd);
 
-	if (ret)
+	if (!ret)
+		ret = vhost_msg_tx_write(s->conn_fd, &s->tx);
+	if (ret < 0) {
 		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
 		       vhost_msg_name(request), strerror(-ret));
-	return ret;
+		return ret;
+	}
+	return 0;
+}
+
+static int send_reply(struct vhost_server *s, uint32_t request, const void *payload,
+		      uint32_t size)
+{
+	return send_msg_fd(s, request, payload, size, -1);
 }
 
 static int reply_u64(struct vhost_server *s, uint32_t request, uint64_t v)
@@ -875,21 +893,6 @@ static uint64_t inflight_area_size(const struct vhost_server *s, unsigned nq, un
 	return (uint64_t)nq * virtq_inflight_size(qsize, packed);
 }
 
-static int send_inflight(struct vhost_server *s, uint32_t request,
-			 const struct vhost_msg_inflight *in, int fd)
-{
-	struct vhost_msg_hdr hdr = {
-		.request = request,
-		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
-		.size = sizeof(*in),
-	};
-	int ret = vhost_msg_send(s->conn_fd, &hdr, in, sizeof(*in), &fd, fd >= 0 ? 1 : 0);
-
-	if (ret)
-		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
-		       vhost_msg_name(request), strerror(-ret));
-	return ret;
-}
 
 /*
  * A new, zeroed area in a sealed memfd (it can never shrink under a
@@ -901,7 +904,7 @@ static int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	struct vhost_msg_inflight in = m->payload.inflight, r = { 0 };
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t size;
-	int fd, ret;
+	int fd;
 
 	if (!inflight_on(s)) {
 		bad(s, "GET_INFLIGHT_FD: protocol feature not negotiated");
@@ -918,15 +921,13 @@ static int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 		       strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return send_inflight(s, m->hdr.request, &r, -1);
+		return send_reply(s, m->hdr.request, &r, sizeof(r));
 	}
 	r.mmap_size = size;
 	r.mmap_offset = 0;
 	r.num_queues = in.num_queues;
 	r.queue_size = in.queue_size;
-	ret = send_inflight(s, m->hdr.request, &r, fd);
-	close(fd);
-	return ret;
+	return send_msg_fd(s, m->hdr.request, &r, sizeof(r), fd);   /* takes fd */
 }
 
 /*
@@ -1104,13 +1105,19 @@ static void conn_pause(struct vhost_server *s)
 	}
 }
 
+/* Read requests, or wait until a pending reply can be written. */
+static uint32_t conn_events(const struct vhost_server *s)
+{
+	return vhost_msg_tx_pending(&s->tx) ? EPOLLOUT : EPOLLIN;
+}
+
 static int conn_resume(struct vhost_server *s)
 {
 	int ret;
 
 	if (s->conn_watched || s->conn_fd < 0 || s->closing)
 		return 0;
-	ret = loop_add_fd(s->ctrl, s->conn_fd, EPOLLIN, conn_cb, s);
+	ret = loop_add_fd(s->ctrl, s->conn_fd, conn_events(s), conn_cb, s);
 	if (ret) {
 		log_err("vhost %s: watching the connection: %s", s->name, strerror(-ret));
 		return ret;
@@ -1163,6 +1170,22 @@ static void conn_cb(void *opaque, uint32_t events)
 	const char *why;
 	int ret;
 
+	if (vhost_msg_tx_pending(&s->tx)) {
+		ret = vhost_msg_tx_write(s->conn_fd, &s->tx);
+		if (ret == 0)
+			return;
+		if (ret < 0) {
+			log_debug("vhost %s: frontend gone with a reply unsent: %s", s->name,
+				  strerror(-ret));
+			conn_close(s);
+			return;
+		}
+		/* Drained: read requests again. */
+		if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLIN)) {
+			conn_close(s);
+			return;
+		}
+	}
 	/* Bounded batch; the loop is level-triggered and brings us back. */
 	for (int n = 0; n < 64 && s->conn_watched; n++) {
 		ret = vhost_msg_rx_read(s->conn_fd, &s->rx);
@@ -1187,6 +1210,12 @@ static void conn_cb(void *opaque, uint32_t events)
 		}
 		log_debug("vhost %s: %s", s->name, vhost_msg_name(s->rx.msg.hdr.request));
 		conn_dispatch(s);
+		if (s->conn_watched && vhost_msg_tx_pending(&s->tx)) {
+			/* The frontend is not reading: neither do we, until it does. */
+			if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLOUT))
+				conn_close(s);
+			return;
+		}
 	}
 }
 
@@ -1235,6 +1264,7 @@ static void conn_finish_close(struct vhost_server *s)
 	s->owner = false;
 	inflight_unmap(s);
 	vhost_msg_rx_reset(&s->rx);
+	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;
 	conn_pause(s);
 	close_fd(&s->conn_fd);
@@ -1285,6 +1315,7 @@ static int conn_open(struct vhost_server *s, int fd)
 
 	s->conn_fd = fd;
 	vhost_msg_rx_init(&s->rx);
+	vhost_msg_tx_init(&s->tx);
 	ret = conn_resume(s);
 	if (ret) {
 		s->conn_fd = -1;
@@ -1469,6 +1500,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->conn_fd = -1;
 	s->inflight_fd = -1;
 	vhost_msg_rx_init(&s->rx);
+	vhost_msg_tx_init(&s->tx);
 	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));
 	s->vpriv = calloc(info->num_queues, sizeof(*s->vpriv));
 	if (!s->vrings || !s->vpriv) {

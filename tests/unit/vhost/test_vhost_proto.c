@@ -286,6 +286,71 @@ static void test_ring_size_refused(struct env *e)
 	close(err);
 }
 
+struct pipeline {
+	int fd;
+	unsigned n, sent;
+	int err;
+};
+
+/* Send n requests, blocking: the backend may stop reading meanwhile. */
+static void *pipeline_send(void *arg)
+{
+	struct pipeline *p = arg;
+	struct vhost_msg_hdr h = { .flags = VHOST_USER_VERSION };
+
+	for (p->sent = 0; p->sent < p->n; p->sent++) {
+		h.request = p->sent % 2 ? VHOST_USER_GET_PROTOCOL_FEATURES : VHOST_USER_GET_FEATURES;
+		if (send(p->fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
+			p->err = errno;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A frontend that sends thousands of requests before reading a single
+ * reply fills the backend's socket with replies: the backend must wait
+ * (stop reading), not hang up. Then every reply arrives, in order.
+ */
+static void test_pipelined_requests(struct env *e)
+{
+	struct vhost_frontend *f = fe_connect(e);
+	struct pipeline p = { .n = 5000 };
+	unsigned got = 0, wrong = 0;
+	int disc = DEV(e, disconnects);
+	pthread_t t;
+	uint64_t feat;
+
+	diag("%u requests pipelined before any reply is read", p.n);
+	if (!f)
+		return;
+	p.fd = vhost_frontend_fd(f);
+	if (pthread_create(&t, NULL, pipeline_send, &p))
+		tap_bail("pthread_create");
+	/* Give the replies time to pile up (not a timed check: any wait works). */
+	for (int i = 0; i < 100 && p.sent < p.n && !p.err; i++)
+		usleep(10000);
+	for (; got < p.n; got++) {
+		struct vhost_msg m;
+		uint32_t want = got % 2 ? VHOST_USER_GET_PROTOCOL_FEATURES :
+			       VHOST_USER_GET_FEATURES;
+
+		if (vhost_frontend_recv(f, &m))
+			break;
+		if (m.hdr.request != want || m.hdr.size != 8)
+			wrong++;
+	}
+	pthread_join(t, NULL);
+	is(p.err, 0, "every request sent");
+	is(got, p.n, "every reply arrived");
+	is(wrong, 0, "each the right reply, in order");
+	is(vhost_frontend_get_features(f, &feat), 0, "the connection still works");
+	is(DEV(e, disconnects), disc, "never disconnected");
+	vhost_frontend_destroy(f);
+	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
+}
+
 static void test_mem_slots(struct env *e)
 {
 	enum { N = 32, SLOT = 64 << 10 };
@@ -577,6 +642,7 @@ int main(void)
 	test_packed(&e);
 	test_config(&e);
 	test_ring_size_refused(&e);
+	test_pipelined_requests(&e);
 	test_mem_slots(&e);
 	test_async_stop(&e);
 	test_reset_owner(&e);
