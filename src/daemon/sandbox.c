@@ -103,6 +103,8 @@ static const int sandbox_allowed[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(futex),
 	/* vhost-user socket: messages with fds, reconnects on the kept listen fd */
 	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(accept4), SCMP_SYS(close),
+	/* vhost-user: arming the stalled-message timer (timerfd made at setup) */
+	SCMP_SYS(timerfd_settime),
 	/* guest memory: SET_MEM_TABLE / ADD_MEM_REG map received fds (fstat,
 	 * F_GET_SEALS); malloc (brk, madvise, arenas) */
 	SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(brk),

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -73,6 +74,8 @@ struct vhost_server {
 	ino_t sock_ino;
 
 	int conn_fd;                /* -1: no frontend */
+	int timer_fd;               /* times a partial message or an unsent reply */
+	bool timer_watched, timer_armed;
 	bool conn_watched;          /* conn_fd is registered on ctrl */
 	bool closing;               /* waiting for stops before tearing down */
 	bool destroying;
@@ -104,6 +107,7 @@ static void conn_close(struct vhost_server *s);
 static void inflight_unmap(struct vhost_server *s);
 static void server_resume(struct vhost_server *s);
 static void listen_cb(void *opaque, uint32_t events);
+static void stall_timer_update(struct vhost_server *s);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -1173,7 +1177,7 @@ static void conn_cb(void *opaque, uint32_t events)
 	if (vhost_msg_tx_pending(&s->tx)) {
 		ret = vhost_msg_tx_write(s->conn_fd, &s->tx);
 		if (ret == 0)
-			return;
+			return;     /* the timer runs since the reply was queued */
 		if (ret < 0) {
 			log_debug("vhost %s: frontend gone with a reply unsent: %s", s->name,
 				  strerror(-ret));
@@ -1189,8 +1193,10 @@ static void conn_cb(void *opaque, uint32_t events)
 	/* Bounded batch; the loop is level-triggered and brings us back. */
 	for (int n = 0; n < 64 && s->conn_watched; n++) {
 		ret = vhost_msg_rx_read(s->conn_fd, &s->rx);
-		if (ret == 0)
+		if (ret == 0) {
+			stall_timer_update(s);
 			return;
+		}
 		if (ret < 0) {
 			if (ret == -EPIPE && s->rx.hdr_got == 0)
 				log_debug("vhost %s: frontend disconnected", s->name);
@@ -1214,15 +1220,77 @@ static void conn_cb(void *opaque, uint32_t events)
 			/* The frontend is not reading: neither do we, until it does. */
 			if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLOUT))
 				conn_close(s);
+			else
+				stall_timer_update(s);
 			return;
 		}
 	}
+	stall_timer_update(s);
+}
+
+/* ---- stalled connections ---------------------------------------------- */
+
+static unsigned msg_timeout_ms(const struct vhost_server *s)
+{
+	return s->info.msg_timeout_ms ? s->info.msg_timeout_ms : VHOST_MSG_TIMEOUT_MS_DEFAULT;
+}
+
+/* Bytes of a request received, or of a reply sent, but not all of it? */
+static bool conn_mid_message(const struct vhost_server *s)
+{
+	return s->conn_fd >= 0 && !s->closing && !s->msg_pending &&
+	       (s->rx.hdr_got > 0 || vhost_msg_tx_pending(&s->tx));
+}
+
+/*
+ * Arm the timer when a message starts to be received or a reply waits for
+ * the frontend to read, disarm it when that is over. One timer for both:
+ * they never overlap (no request is read while a reply waits). Idle time
+ * between messages, and waits for our own queue stops, are not timed.
+ */
+static void stall_timer_update(struct vhost_server *s)
+{
+	bool want = conn_mid_message(s);
+	struct itimerspec its = { 0 };
+	unsigned ms = msg_timeout_ms(s);
+
+	if (s->timer_fd < 0 || want == s->timer_armed)
+		return;
+	if (want) {
+		its.it_value.tv_sec = ms / 1000;
+		its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+	}
+	if (timerfd_settime(s->timer_fd, 0, &its, NULL) == 0)
+		s->timer_armed = want;
+	else
+		log_rl(LOG_ERR, "vhost %s: timerfd_settime: %s", s->name, strerror(errno));
+}
+
+static void timer_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	uint64_t n;
+	ssize_t r UNUSED;
+
+	r = read(s->timer_fd, &n, sizeof(n));
+	if (!s->timer_armed)
+		return;
+	s->timer_armed = false;
+	if (!conn_mid_message(s))
+		return;
+	bad(s, "%s stalled for %u ms; closing the connection",
+	    vhost_msg_tx_pending(&s->tx) ? "frontend not reading its reply," :
+	    "message received in part,", msg_timeout_ms(s));
+	conn_close(s);
 }
 
 static void server_free(struct vhost_server *s)
 {
 	sem_t *sem = s->destroyed;
 
+	if (s->timer_watched)
+		loop_del_fd(s->ctrl, s->timer_fd);
+	close_fd(&s->timer_fd);
 	free(s->vrings);
 	free(s->vpriv);
 	free(s->path);
@@ -1266,6 +1334,7 @@ static void conn_finish_close(struct vhost_server *s)
 	vhost_msg_rx_reset(&s->rx);
 	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;
+	stall_timer_update(s);
 	conn_pause(s);
 	close_fd(&s->conn_fd);
 	s->closing = false;
@@ -1307,6 +1376,7 @@ static void server_resume(struct vhost_server *s)
 	conn_dispatch(s);
 	if (!s->msg_pending && s->conn_fd >= 0)
 		conn_resume(s);
+	stall_timer_update(s);
 }
 
 static int conn_open(struct vhost_server *s, int fd)
@@ -1464,15 +1534,24 @@ static void create_in_loop(void *arg)
 	struct vhost_server *s = a->s;
 	int fd = s->conn_fd;
 
+	a->ret = loop_add_fd(s->ctrl, s->timer_fd, EPOLLIN, timer_cb, s);
+	if (a->ret)
+		return;
+	s->timer_watched = true;
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
 		if (a->ret)
 			s->conn_fd = fd;   /* still ours to close */
-		return;
+	} else {
+		listen_watch(s, true);
+		a->ret = s->listen_watched ? 0 : -ENOMEM;
 	}
-	listen_watch(s, true);
-	a->ret = s->listen_watched ? 0 : -ENOMEM;
+	if (a->ret) {
+		/* server_free runs in the caller's thread: leave the loop now. */
+		loop_del_fd(s->ctrl, s->timer_fd);
+		s->timer_watched = false;
+	}
 }
 
 int vhost_server_create(struct loop *ctrl, const char *path, int fd,
@@ -1499,6 +1578,11 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->listen_fd = -1;
 	s->conn_fd = -1;
 	s->inflight_fd = -1;
+	s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->timer_fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
 	vhost_msg_rx_init(&s->rx);
 	vhost_msg_tx_init(&s->tx);
 	s->vrings = calloc(info->num_queues, sizeof(*s->vrings));

@@ -47,18 +47,6 @@ static char sock_a[256], sock_b[256];
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void fill(uint8_t *b, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -67,30 +55,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * Write a pattern through queue q and read it back. True if both
- * completed OK with the right data. @seed picks pattern and sector.
- */
 static bool rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsigned flags)
 {
-	uint8_t buf[4096], back[4096], st = 0xff;
-	uint64_t sector = (seed % 8000) * 8;
-	int ret;
-
-	fill(buf, sizeof(buf), seed);
-	ret = vblk_client_io(c, q, VIRTIO_BLK_T_OUT, sector, buf, sizeof(buf), NULL, 0, flags,
-			     TMO, &st, NULL);
-	if (ret || st != VIRTIO_BLK_S_OK) {
-		diag("write q%u: %s, status %u", q, ret ? strerror(-ret) : "done", st);
-		return false;
-	}
-	ret = vblk_client_io(c, q, VIRTIO_BLK_T_IN, sector, NULL, 0, back, sizeof(back), flags,
-			     TMO, &st, NULL);
-	if (ret || st != VIRTIO_BLK_S_OK || memcmp(buf, back, sizeof(buf))) {
-		diag("read q%u: %s, status %u", q, ret ? strerror(-ret) : "done", st);
-		return false;
-	}
-	return true;
+	return vblk_client_rw_check(c, q, seed, flags, TMO);
 }
 
 /* Stop at once, saying how, if the daemon is gone: nothing after means much. */
@@ -131,26 +98,6 @@ static bool fresh_connection_works(bool packed)
 	       rw_check(c, 0, seed++, VBLK_REQ_SCATTER);
 	vblk_client_destroy(c);
 	return good;
-}
-
-/* True once the daemon closed @fd: EOF or reset within 5 s (bytes before
- * the EOF, such as replies, are skipped). */
-static bool closed_by_peer(int fd)
-{
-	struct timeval tv = { .tv_sec = 5 };
-	char buf[512];
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
-			return true;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return false;
-	}
 }
 
 /* Wait (up to 5 s) until the daemon's fd count is @want; the last count. */
@@ -738,7 +685,7 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 		send_msg(sock, VHOST_USER_GET_CONFIG, V, 12 + 8, &p, 12 + 8, NULL, 0);
 		break;
 	case M_GARBAGE:
-		fill(buf, sizeof(buf), 0xbad);
+		vblk_fill(buf, sizeof(buf), 0xbad);
 		send_with_fds(sock, buf, sizeof(buf), NULL, 0);
 		break;
 	case M_COUNT:
@@ -765,7 +712,7 @@ static void test_messages(void)
 			continue;
 		}
 		send_bad(c, m);
-		closed = closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c)));
+		closed = vblk_sock_closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c)), TMO);
 		ok(closed, "%s: the daemon closes the connection", msg_names[m]);
 		vblk_client_destroy(c);
 		ok(fresh_connection_works(m % 2), "%s: a new connection serves I/O", msg_names[m]);
@@ -813,7 +760,7 @@ static unsigned submit_and_leave(struct vblk_client *c, struct vblk_req *reqs, u
 	uint8_t buf[8192];
 	unsigned added = 0;
 
-	fill(buf, sizeof(buf), seed);
+	vblk_fill(buf, sizeof(buf), seed);
 	for (unsigned q = 0; q < vblk_client_num_queues(c); q++) {
 		for (unsigned i = 0; i < n; i++)
 			if (!vblk_client_submit(c, q, &reqs[q * n + i], VIRTIO_BLK_T_OUT,
