@@ -207,7 +207,7 @@ static void send_stall(int fd, enum stall st)
 static void test_stall(enum stall st)
 {
 	struct vhost_frontend *f = NULL;
-	int fds0 = vblkd_proc_fd_count(&proc_t), fds1, ret;
+	int fds0 = vblkd_proc_fd_count_stable(&proc_t), ret;
 	bool closed;
 
 	ret = vhost_frontend_connect(sock_t, &f);
@@ -222,9 +222,8 @@ static void test_stall(enum stall st)
 	vhost_frontend_destroy(f);
 	ok(stall_export_serves(st), "%s: the export serves the next frontend", stall_names[st]);
 	/* The fd that came with half a message is closed with it. */
-	for (int i = 0; i < 100 && (fds1 = vblkd_proc_fd_count(&proc_t)) != fds0; i++)
-		usleep(10000);
-	is(fds1, fds0, "%s: no fd left behind in the daemon", stall_names[st]);
+	is(vblkd_proc_fd_count_settles(&proc_t, fds0), fds0, "%s: no fd left behind in the daemon",
+	   stall_names[st]);
 	require_alive(&proc_t);
 }
 

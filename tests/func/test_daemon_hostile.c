@@ -100,34 +100,14 @@ static bool fresh_connection_works(bool packed)
 	return good;
 }
 
-/* Wait (up to 5 s) until the daemon's fd count is @want; the last count. */
 static int fd_count_settles(int want)
 {
-	uint64_t end = now_ms() + TMO;
-	int n;
-
-	for (;;) {
-		n = vblkd_proc_fd_count(&proc);
-		if (n == want || now_ms() > end)
-			return n;
-		usleep(5000);
-	}
+	return vblkd_proc_fd_count_settles(&proc, want);
 }
 
-/* The daemon's fd count once it stopped changing (5 equal looks 10 ms apart). */
 static int fd_count_stable(void)
 {
-	int n = vblkd_proc_fd_count(&proc), same = 0;
-
-	for (int i = 0; i < 500 && same < 5; i++) {
-		int m;
-
-		usleep(10000);
-		m = vblkd_proc_fd_count(&proc);
-		same = m == n ? same + 1 : 0;
-		n = m;
-	}
-	return n;
+	return vblkd_proc_fd_count_stable(&proc);
 }
 
 /* ---- export B: the bystander ----------------------------------------- */

@@ -394,12 +394,16 @@ static int client_start_dpdk(struct vblk_client *c, bool init)
 
 /*
  * The rust-vmm vhost crate's Frontend as cloud-hypervisor's vhost-user-blk
- * drives it: SET_OWNER, GET/SET_FEATURES, then the protocol features (with
- * CONFIGURE_MEM_SLOTS), GET_QUEUE_NUM, GET_CONFIG of the config struct; at
- * activation SET_FEATURES again, GET_MAX_MEM_SLOTS and one ADD_MEM_REG per
- * region (no SET_MEM_TABLE), per queue NUM, ADDR, BASE, CALL, KICK, and
- * SET_VRING_ENABLE for every queue once all are set up. A re-activation
- * (after SET_VRING_ENABLE 0 + GET_VRING_BASE) sets the rings up again.
+ * drives it (virtio-devices/src/vhost_user/vu_common_ctrl.rs): SET_OWNER,
+ * GET/SET_FEATURES, then the protocol features (with CONFIGURE_MEM_SLOTS);
+ * with REPLY_ACK every later message carries NEED_REPLY, GETs included
+ * (which must still get exactly one reply); GET_QUEUE_NUM, GET_CONFIG of
+ * the config struct. At activation SET_FEATURES again, the memory as one
+ * ADD_MEM_REG per region, SET_VRING_NUM for *every* queue first ("it could
+ * tell backends, like SPDK, how many virt queues"), then per queue ADDR,
+ * BASE, CALL, KICK, and SET_VRING_ENABLE for all once all are set up. Its
+ * reset is SET_VRING_ENABLE 0 + GET_VRING_BASE queue by queue, and a
+ * re-activation sets the rings up again.
  */
 static int client_start_rust_vmm(struct vblk_client *c, bool init)
 {
@@ -414,8 +418,16 @@ static int client_start_rust_vmm(struct vblk_client *c, bool init)
 		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG) |
 					     PROTO(CONFIGURE_MEM_SLOTS));
-		ret = ret ?: client_check_queue_num(c);
-		ret = ret ?: vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
+		ret = ret ?: vhost_frontend_send(c->f, VHOST_USER_GET_QUEUE_NUM,
+						 VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK,
+						 NULL, 0, NULL, 0);
+		ret = ret ?: vhost_frontend_recv_reply(c->f, VHOST_USER_GET_QUEUE_NUM, &v,
+						       sizeof(v), NULL);
+		if (ret)
+			return ret;
+		if (v < c->o.num_queues)
+			return -ENOTSUP;
+		ret = vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
 		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 		ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
 		if (ret)
@@ -425,10 +437,11 @@ static int client_start_rust_vmm(struct vblk_client *c, bool init)
 		for (i = 0; !ret && i < c->nregions; i++)
 			ret = vhost_frontend_add_mem_reg(c->f, &c->regions[i], c->memfd);
 	}
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
 	for (q = 0; !ret && q < c->o.num_queues; q++) {
 		cq = &c->q[q];
 		ret = client_queue_reset(c, q);
-		ret = ret ?: vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
 		ret = ret ?: client_set_addr(c, q);
 		ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
 		ret = ret ?: vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
@@ -497,14 +510,18 @@ int vblk_client_stop(struct vblk_client *c)
 	unsigned q, base;
 	int ret = 0;
 
-	/* DPDK and rust-vmm disable every ring first; DPDK then resets. */
-	if (c->o.flavor == VBLK_FLAVOR_DPDK || c->o.flavor == VBLK_FLAVOR_RUST_VMM)
+	/* DPDK disables every ring, then resets; rust-vmm disables and stops
+	 * queue by queue; the others stop each ring with GET_VRING_BASE. */
+	if (c->o.flavor == VBLK_FLAVOR_DPDK) {
 		for (q = 0; !ret && q < c->o.num_queues; q++)
 			ret = vhost_frontend_set_vring_enable(c->f, q, false);
-	if (c->o.flavor == VBLK_FLAVOR_DPDK)
 		return ret ?: vhost_frontend_reset_owner(c->f);
-	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = vhost_frontend_get_vring_base(c->f, q, &base);
+	}
+	for (q = 0; !ret && q < c->o.num_queues; q++) {
+		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM)
+			ret = vhost_frontend_set_vring_enable(c->f, q, false);
+		ret = ret ?: vhost_frontend_get_vring_base(c->f, q, &base);
+	}
 	return ret;
 }
 
@@ -1120,6 +1137,34 @@ void vblkd_proc_cleanup(struct vblkd_proc *p)
 	}
 	rmdir(p->dir);
 	p->dir[0] = '\0';     /* a second call does nothing */
+}
+
+int vblkd_proc_fd_count_settles(const struct vblkd_proc *p, int want)
+{
+	uint64_t end = now_ms() + 5000;
+	int n;
+
+	for (;;) {
+		n = vblkd_proc_fd_count(p);
+		if (n == want || now_ms() > end)
+			return n;
+		usleep(5000);
+	}
+}
+
+int vblkd_proc_fd_count_stable(const struct vblkd_proc *p)
+{
+	int n = vblkd_proc_fd_count(p), same = 0;
+
+	for (int i = 0; i < 500 && same < 5; i++) {
+		int m;
+
+		usleep(10000);
+		m = vblkd_proc_fd_count(p);
+		same = m == n ? same + 1 : 0;
+		n = m;
+	}
+	return n;
 }
 
 int vblkd_proc_fd_count(const struct vblkd_proc *p)

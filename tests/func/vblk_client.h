@@ -218,6 +218,10 @@ void vblkd_proc_cleanup(struct vblkd_proc *p);
 /* Entries of /proc/pid/fd, VmRSS in KiB; -errno on error. */
 int vblkd_proc_fd_count(const struct vblkd_proc *p);
 long vblkd_proc_rss_kib(const struct vblkd_proc *p);
+/* The fd count once it is @want, or after 5 s: the last count. */
+int vblkd_proc_fd_count_settles(const struct vblkd_proc *p, int want);
+/* The fd count once it stopped changing (5 equal looks 10 ms apart). */
+int vblkd_proc_fd_count_stable(const struct vblkd_proc *p);
 /* "<dir>/<name>" into @buf (size @n). */
 const char *vblkd_proc_path(const struct vblkd_proc *p, const char *name, char *buf, size_t n);
 
