@@ -44,18 +44,6 @@ static const unsigned layouts[] = {
 	VBLK_REQ_INDIRECT | VBLK_REQ_MERGE | VBLK_REQ_SCATTER,
 };
 
-static void fill(uint8_t *b, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
 static bool all_zero(const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -196,7 +184,7 @@ static void test_matrix(bool packed, bool tiny, unsigned nq, bool event_idx)
 				x->len = sizes[s];
 				x->sector = take_sectors(x->len / SECT);
 				x->seed = seed++;
-				fill(buf, x->len, x->seed);
+				vblk_fill(buf, x->len, x->seed);
 				st = io(c, q, VIRTIO_BLK_T_OUT, x->sector, buf, x->len, NULL, 0,
 					layouts[l], NULL);
 				if (st != VIRTIO_BLK_S_OK) {
@@ -222,7 +210,7 @@ static void test_matrix(bool packed, bool tiny, unsigned nq, bool event_idx)
 		is(io(c, q, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 		   "%s: FLUSH on queue %u", what, q);
 	for (unsigned i = 0; i < nw; i++) {
-		fill(buf, w[i].len, w[i].seed);
+		vblk_fill(buf, w[i].len, w[i].seed);
 		if (!image_has(w[i].sector, buf, w[i].len))
 			img_bad++;
 	}
@@ -274,7 +262,7 @@ static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 				}
 				if (!reading) {
 					base[q][i] = take_sectors(LEN / SECT);
-					fill(buf, LEN, base[q][i]);
+					vblk_fill(buf, LEN, base[q][i]);
 				}
 				if (vblk_client_submit(c, q, &req[q][i],
 						       reading ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
@@ -303,7 +291,7 @@ static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 					continue;
 				}
 				if (reading) {
-					fill(buf, LEN, base[q][i]);
+					vblk_fill(buf, LEN, base[q][i]);
 					if (memcmp(buf, r->in_data, LEN))
 						bad++;
 				}
@@ -344,7 +332,7 @@ static void test_types(void)
 	is(used, 21, "GET_ID: used length 20 + status");
 
 	/* DISCARD: the range reads back as zeroes, in the device and the file. */
-	fill(buf, 1 << 16, 77);
+	vblk_fill(buf, 1 << 16, 77);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, s, buf, 1 << 16, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "DISCARD: pattern written");
 	seg = (struct virtio_blk_discard_write_zeroes){ .sector = htole64(s + 8),
@@ -363,7 +351,7 @@ static void test_types(void)
 	for (int unmap = 0; unmap < 2; unmap++) {
 		uint64_t ws = s + 256 + (uint64_t)unmap * 256;
 
-		fill(buf, 1 << 16, 78 + (uint64_t)unmap);
+		vblk_fill(buf, 1 << 16, 78 + (uint64_t)unmap);
 		io(c, 1, VIRTIO_BLK_T_OUT, ws, buf, 1 << 16, NULL, 0, 0, NULL);
 		seg = (struct virtio_blk_discard_write_zeroes){
 			.sector = htole64(ws + 1), .num_sectors = htole32(7),
@@ -407,7 +395,7 @@ static void test_types(void)
 	is(io(c, 1, 10 /* GET_LIFETIME, not offered */, 0, NULL, 0, back, 16, 0, NULL),
 	   VIRTIO_BLK_S_UNSUPP, "GET_LIFETIME (not offered): UNSUPP");
 	/* And the queues still serve after all of that. */
-	fill(buf, 4096, 79);
+	vblk_fill(buf, 4096, 79);
 	is(io(c, 1, VIRTIO_BLK_T_OUT, s, buf, 4096, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "a good write after the errors");
 out:
@@ -435,7 +423,7 @@ static void test_read_only(void)
 	is(io(c, 0, VIRTIO_BLK_T_IN, 8, NULL, 0, back, sizeof(back), 0, NULL), VIRTIO_BLK_S_OK,
 	   "read-only export: read OK");
 	ok(memcmp(back, want + 8 * SECT, sizeof(back)) == 0, "read-only export: read the image");
-	fill(buf, sizeof(buf), 99);
+	vblk_fill(buf, sizeof(buf), 99);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, 8, buf, sizeof(buf), NULL, 0, 0, NULL), VIRTIO_BLK_S_IOERR,
 	   "read-only export: write gets IOERR");
 	is(io(c, 0, VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg), NULL, 0, 0, NULL),
@@ -468,7 +456,7 @@ static void test_null(void)
 	if (!ok(ret == 0, "null export: connect"))
 		return;
 	is(le64toh(vblk_client_config(c)->capacity), NULL_SIZE / SECT, "null export: capacity");
-	fill(buf, sizeof(buf), 5);
+	vblk_fill(buf, sizeof(buf), 5);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, 1000, buf, sizeof(buf), NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "null export: write OK");
 	is(io(c, 0, VIRTIO_BLK_T_IN, 1000, NULL, 0, back, sizeof(back), 0, NULL),
@@ -498,7 +486,7 @@ static void make_image(const char *path, uint64_t size, bool pattern)
 		b = malloc(size);
 		if (!b)
 			tap_bail("malloc");
-		fill(b, size, 4242);
+		vblk_fill(b, size, 4242);
 		if (pwrite(fd, b, size, 0) != (ssize_t)size)
 			tap_bail("image %s: write", path);
 		free(b);

@@ -199,24 +199,63 @@ static int client_set_addr(struct vblk_client *c, unsigned q)
 					     ring_uva(c, q, RING_DRIVER), 0);
 }
 
-static int client_setup_queue(struct vblk_client *c, unsigned q)
+/* Per-ring messages, in the order a frontend sends them (client_ring). */
+enum ring_step { R_END, R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK, R_ERR, R_ENABLE };
+
+/*
+ * Fresh driver state for queue q, then the frontend's per-ring messages in
+ * its order (@steps ends with R_END). R_ERR only with err_fds.
+ */
+static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
 {
 	struct client_queue *cq = &c->q[q];
-	int ret;
+	int ret = client_queue_reset(c, q);
 
-	ret = client_queue_reset(c, q);
-	if (ret)
-		return ret;
-	ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-	ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
-	ret = ret ?: client_set_addr(c, q);
-	ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	ret = ret ?: vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
-	if (!ret && cq->err_fd >= 0)
-		ret = vhost_frontend_set_vring_err(c->f, q, cq->err_fd);
-	ret = ret ?: vhost_frontend_set_vring_enable(c->f, q, true);
+	for (; !ret && *steps != R_END; steps++) {
+		switch (*steps) {
+		case R_NUM:
+			ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
+			break;
+		case R_BASE:
+			ret = vhost_frontend_set_vring_base(c->f, q, client_base(c));
+			break;
+		case R_ADDR:
+			ret = client_set_addr(c, q);
+			break;
+		case R_CALL:
+			ret = vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
+			break;
+		case R_KICK:
+			ret = vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
+			break;
+		case R_ERR:
+			if (cq->err_fd >= 0)
+				ret = vhost_frontend_set_vring_err(c->f, q, cq->err_fd);
+			break;
+		case R_ENABLE:
+			ret = vhost_frontend_set_vring_enable(c->f, q, true);
+			break;
+		}
+	}
 	return ret;
 }
+
+/* Run client_ring on every queue, then (if @enable) enable every queue. */
+static int client_rings(struct vblk_client *c, const uint8_t *steps, bool enable)
+{
+	unsigned q;
+	int ret = 0;
+
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = client_ring(c, q, steps);
+	for (q = 0; enable && !ret && q < c->o.num_queues; q++)
+		ret = vhost_frontend_set_vring_enable(c->f, q, true);
+	return ret;
+}
+
+/* QEMU 7.2, per ring. */
+static const uint8_t qemu_ring[] = { R_NUM, R_BASE, R_ADDR, R_KICK, R_CALL, R_ERR, R_ENABLE,
+				     R_END };
 
 /* Virtio features we ask for, and those we cannot do without. */
 static void client_features(const struct vblk_client *c, uint64_t *want, uint64_t *need)
@@ -303,9 +342,7 @@ static int client_handshake(struct vblk_client *c)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
 	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 	ret = ret ?: client_set_memory(c);
-	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = client_setup_queue(c, q);
-	return ret;
+	return ret ?: client_rings(c, qemu_ring, false);
 }
 
 /*
@@ -321,7 +358,6 @@ static int client_handshake(struct vblk_client *c)
 static int client_start_spdk(struct vblk_client *c, bool init)
 {
 	uint8_t cfg[VHOST_USER_MAX_CONFIG_SIZE];
-	struct client_queue *cq;
 	uint64_t v;
 	unsigned q;
 	int ret = 0;
@@ -343,15 +379,8 @@ static int client_start_spdk(struct vblk_client *c, bool init)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
 	ret = ret ?: client_set_memory(c);
 	ret = ret ?: vhost_frontend_get_features(c->f, &v);
-	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		cq = &c->q[q];
-		ret = client_queue_reset(c, q);
-		ret = ret ?: vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-		ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
-		ret = ret ?: client_set_addr(c, q);
-		ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	}
-	return ret;
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_KICK, R_END },
+				   false);
 }
 
 /*
@@ -364,7 +393,6 @@ static int client_start_spdk(struct vblk_client *c, bool init)
  */
 static int client_start_dpdk(struct vblk_client *c, bool init)
 {
-	struct client_queue *cq;
 	unsigned q;
 	int ret = 0;
 
@@ -379,17 +407,8 @@ static int client_start_dpdk(struct vblk_client *c, bool init)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
 	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 	ret = ret ?: client_set_memory(c);
-	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		cq = &c->q[q];
-		ret = client_queue_reset(c, q);
-		ret = ret ?: vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-		ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
-		ret = ret ?: client_set_addr(c, q);
-		ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	}
-	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = vhost_frontend_set_vring_enable(c->f, q, true);
-	return ret;
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_KICK, R_END },
+				   true);
 }
 
 /*
@@ -407,7 +426,6 @@ static int client_start_dpdk(struct vblk_client *c, bool init)
  */
 static int client_start_rust_vmm(struct vblk_client *c, bool init)
 {
-	struct client_queue *cq;
 	uint64_t v;
 	unsigned q, i;
 	int ret = 0;
@@ -439,17 +457,8 @@ static int client_start_rust_vmm(struct vblk_client *c, bool init)
 	}
 	for (q = 0; !ret && q < c->o.num_queues; q++)
 		ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		cq = &c->q[q];
-		ret = client_queue_reset(c, q);
-		ret = ret ?: client_set_addr(c, q);
-		ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
-		ret = ret ?: vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
-		ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	}
-	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = vhost_frontend_set_vring_enable(c->f, q, true);
-	return ret;
+	return ret ?: client_rings(c, (const uint8_t[]){ R_ADDR, R_BASE, R_CALL, R_KICK, R_END },
+				   true);
 }
 
 /*
@@ -459,8 +468,6 @@ static int client_start_rust_vmm(struct vblk_client *c, bool init)
  */
 static int client_start_legacy(struct vblk_client *c, bool init)
 {
-	struct client_queue *cq;
-	unsigned q;
 	int ret = 0;
 
 	if (init) {
@@ -469,23 +476,12 @@ static int client_start_legacy(struct vblk_client *c, bool init)
 		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 		ret = ret ?: client_set_memory(c);
 	}
-	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		cq = &c->q[q];
-		ret = client_queue_reset(c, q);
-		ret = ret ?: vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-		ret = ret ?: vhost_frontend_set_vring_base(c->f, q, client_base(c));
-		ret = ret ?: client_set_addr(c, q);
-		ret = ret ?: vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
-		ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	}
-	return ret;
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK,
+							R_END }, false);
 }
 
 static int client_start(struct vblk_client *c, bool init)
 {
-	unsigned q;
-	int ret = 0;
-
 	switch (c->o.flavor) {
 	case VBLK_FLAVOR_SPDK:
 		return client_start_spdk(c, init);
@@ -498,11 +494,7 @@ static int client_start(struct vblk_client *c, bool init)
 	case VBLK_FLAVOR_QEMU:
 		break;
 	}
-	if (init)
-		return client_handshake(c);
-	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = client_setup_queue(c, q);
-	return ret;
+	return init ? client_handshake(c) : client_rings(c, qemu_ring, false);
 }
 
 int vblk_client_stop(struct vblk_client *c)
