@@ -108,6 +108,7 @@ static void inflight_unmap(struct vhost_server *s);
 static void server_resume(struct vhost_server *s);
 static void listen_cb(void *opaque, uint32_t events);
 static void stall_timer_update(struct vhost_server *s);
+static void stall_timer_restart(struct vhost_server *s);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -1184,7 +1185,8 @@ static void conn_cb(void *opaque, uint32_t events)
 			conn_close(s);
 			return;
 		}
-		/* Drained: read requests again. */
+		/* Drained: read requests again (a new message gets its own time). */
+		stall_timer_restart(s);
 		if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLIN)) {
 			conn_close(s);
 			return;
@@ -1216,6 +1218,7 @@ static void conn_cb(void *opaque, uint32_t events)
 		}
 		log_debug("vhost %s: %s", s->name, vhost_msg_name(s->rx.msg.hdr.request));
 		conn_dispatch(s);
+		stall_timer_restart(s);   /* progress: the next message starts afresh */
 		if (s->conn_watched && vhost_msg_tx_pending(&s->tx)) {
 			/* The frontend is not reading: neither do we, until it does. */
 			if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLOUT))
@@ -1264,6 +1267,18 @@ static void stall_timer_update(struct vhost_server *s)
 		s->timer_armed = want;
 	else
 		log_rl(LOG_ERR, "vhost %s: timerfd_settime: %s", s->name, strerror(errno));
+}
+
+/* A message was completed or a reply sent: stop timing; the next partial
+ * message or unsent reply arms the timer anew. */
+static void stall_timer_restart(struct vhost_server *s)
+{
+	struct itimerspec off = { 0 };
+
+	if (!s->timer_armed)
+		return;
+	if (timerfd_settime(s->timer_fd, 0, &off, NULL) == 0)
+		s->timer_armed = false;
 }
 
 static void timer_cb(void *opaque, uint32_t events)

@@ -242,6 +242,47 @@ static void test_idle_stays(void)
 	vblk_client_destroy(c);
 }
 
+/*
+ * A slow but steady frontend: for 8 timeouts, every write ends in the
+ * middle of a message, yet each message completes within the timeout.
+ * The time limit is per message, so the connection stays.
+ */
+static void test_slow_stream(void)
+{
+	enum { N = 40 };
+	struct vhost_msg_hdr h[N + 1];
+	struct vhost_frontend *f = NULL;
+	const uint8_t *p = (const uint8_t *)h;
+	size_t half = sizeof(h[0]) / 2, off = 0, total = N * sizeof(h[0]);
+	unsigned got = 0;
+	bool sent = true;
+
+	for (unsigned i = 0; i < N; i++)
+		h[i] = (struct vhost_msg_hdr){ .request = VHOST_USER_GET_FEATURES,
+					       .flags = VHOST_USER_VERSION };
+	if (!ok(vhost_frontend_connect(sock_t, &f) == 0, "slow stream: connect"))
+		return;
+	vhost_frontend_set_timeout(f, TMO);
+	while (off < total && sent) {
+		size_t len = off == 0 ? half : MIN(sizeof(h[0]), total - off);
+
+		sent = send(vhost_frontend_fd(f), p + off, len, MSG_NOSIGNAL) == (ssize_t)len;
+		off += len;
+		usleep(8 * STALL_MS * 1000 / N);
+	}
+	ok(sent, "slow stream: %u messages sent over %u ms, each write ending mid-message", N,
+	   8 * STALL_MS);
+	for (; got < N; got++) {
+		struct vhost_msg m;
+
+		if (vhost_frontend_recv(f, &m) || m.hdr.request != VHOST_USER_GET_FEATURES)
+			break;
+	}
+	is(got, N, "slow stream: every message answered, the connection stayed");
+	vhost_frontend_destroy(f);
+	require_alive(&proc_t);
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static void cleanup_at_exit(void)
@@ -304,6 +345,7 @@ int main(int argc, char **argv)
 	test_ring_too_big();
 
 	test_idle_stays();
+	test_slow_stream();
 	for (unsigned st = 0; st < STALL_COUNT; st++)
 		test_stall(st);
 
