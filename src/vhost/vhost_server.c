@@ -99,6 +99,7 @@ struct vhost_server {
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
 	bool msg_pending;           /* rx.msg waits for queue stops */
+	unsigned long progress;     /* messages dispatched + replies drained (stall timer) */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
 };
@@ -1186,6 +1187,7 @@ static void conn_cb(void *opaque, uint32_t events)
 			return;
 		}
 		/* Drained: read requests again (a new message gets its own time). */
+		s->progress++;
 		stall_timer_restart(s);
 		if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLIN)) {
 			conn_close(s);
@@ -1218,6 +1220,7 @@ static void conn_cb(void *opaque, uint32_t events)
 		}
 		log_debug("vhost %s: %s", s->name, vhost_msg_name(s->rx.msg.hdr.request));
 		conn_dispatch(s);
+		s->progress++;
 		stall_timer_restart(s);   /* progress: the next message starts afresh */
 		if (s->conn_watched && vhost_msg_tx_pending(&s->tx)) {
 			/* The frontend is not reading: neither do we, until it does. */
@@ -1281,6 +1284,25 @@ static void stall_timer_restart(struct vhost_server *s)
 		s->timer_armed = false;
 }
 
+/*
+ * Serve the connection once (read what is there, or write the pending
+ * reply). Return: true if that made progress or ended the connection;
+ * the timer is then armed afresh if still mid-message.
+ */
+static bool stall_progress(struct vhost_server *s)
+{
+	size_t rx0 = s->rx.hdr_got + s->rx.payload_got, tx0 = s->tx.off;
+	unsigned long p0 = s->progress;
+
+	conn_cb(s, vhost_msg_tx_pending(&s->tx) ? EPOLLOUT : EPOLLIN);
+	if (s->conn_fd < 0 || s->closing)
+		return true;
+	if (p0 == s->progress && rx0 == s->rx.hdr_got + s->rx.payload_got && tx0 == s->tx.off)
+		return false;
+	stall_timer_update(s);
+	return true;
+}
+
 static void timer_cb(void *opaque, uint32_t events)
 {
 	struct vhost_server *s = opaque;
@@ -1291,6 +1313,15 @@ static void timer_cb(void *opaque, uint32_t events)
 	if (!s->timer_armed)
 		return;
 	s->timer_armed = false;
+	if (!conn_mid_message(s))
+		return;
+	/*
+	 * The bytes may have arrived while this thread was not running, and
+	 * the timer's wakeup come before the socket's: look at the socket
+	 * first, and count it a stall only if nothing moved.
+	 */
+	if (s->conn_watched && stall_progress(s))
+		return;
 	if (!conn_mid_message(s))
 		return;
 	bad(s, "%s stalled for %u ms; closing the connection",

@@ -9,7 +9,7 @@
  *    replays each sequence; its comments name the source);
  *  - a ring size above --queue-size is refused with a NACK, the
  *    connection stays;
- *  - with VBLKD_MSG_TIMEOUT_MS=300 on a second daemon: a frontend that
+ *  - with VBLKD_MSG_TIMEOUT_MS=500 on a second daemon: a frontend that
  *    stops half-way through a message, or never reads its replies, is
  *    disconnected and the export serves the next frontend; one that is
  *    merely idle between messages stays connected.
@@ -36,7 +36,7 @@
 
 #define IMG_SIZE     (64ull << 20)
 #define TMO          5000      /* ms: anything that should happen */
-#define STALL_MS     300       /* VBLKD_MSG_TIMEOUT_MS of the second daemon */
+#define STALL_MS     500       /* VBLKD_MSG_TIMEOUT_MS of the second daemon */
 
 static struct vblkd_proc proc, proc_t;
 static char sock[256], sock_t[256];
@@ -243,13 +243,14 @@ static void test_idle_stays(void)
 }
 
 /*
- * A slow but steady frontend: for 8 timeouts, every write ends in the
- * middle of a message, yet each message completes within the timeout.
+ * A slow but steady frontend: for 3 timeouts, every write ends in the
+ * middle of a message, yet each message completes well within the
+ * timeout (a tenth of it).
  * The time limit is per message, so the connection stays.
  */
 static void test_slow_stream(void)
 {
-	enum { N = 40 };
+	enum { N = 30 };
 	struct vhost_msg_hdr h[N + 1];
 	struct vhost_frontend *f = NULL;
 	const uint8_t *p = (const uint8_t *)h;
@@ -268,10 +269,10 @@ static void test_slow_stream(void)
 
 		sent = send(vhost_frontend_fd(f), p + off, len, MSG_NOSIGNAL) == (ssize_t)len;
 		off += len;
-		usleep(8 * STALL_MS * 1000 / N);
+		usleep(STALL_MS * 1000 / 10);
 	}
 	ok(sent, "slow stream: %u messages sent over %u ms, each write ending mid-message", N,
-	   8 * STALL_MS);
+	   N * STALL_MS / 10);
 	for (; got < N; got++) {
 		struct vhost_msg m;
 
