@@ -46,6 +46,7 @@ struct export_params {
 	bool writethrough;
 	bool packed;               /* offer VIRTIO_F_RING_PACKED */
 	const char *serial;
+	unsigned msg_timeout_ms;   /* vhost_dev_info.msg_timeout_ms (0: default) */
 };
 
 struct export;

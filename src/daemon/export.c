@@ -501,6 +501,7 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	info.num_queues = p->num_queues;
 	info.max_queue_size = p->queue_size;
 	info.config_size = sizeof(struct virtio_blk_config);
+	info.msg_timeout_ms = p->msg_timeout_ms;
 	info.features = blk_dev_features(e->blk) |
 			(1ULL << VIRTIO_F_VERSION_1) |
 			(1ULL << VIRTIO_RING_F_INDIRECT_DESC) |

@@ -122,6 +122,8 @@ static const struct sandbox_call sandbox_allowed[] = {
 	SYS(read), SYS(write), SYS(futex),
 	/* vhost-user socket: messages with fds, reconnects on the kept listen fd */
 	SYS(recvmsg), SYS(sendmsg), SYS(accept4), SYS(close),
+	/* vhost-user: arming the stalled-message timer (timerfd made at setup) */
+	SYS(timerfd_settime),
 	/* guest memory: SET_MEM_TABLE / ADD_MEM_REG map received fds (fstat,
 	 * F_GET_SEALS); malloc (brk, madvise, arenas) */
 	SYS(munmap), SYS(madvise), SYS(brk),

@@ -24,7 +24,7 @@
 
 #define MAX_EXPORTS 64
 #define MAX_IOTHREADS 64
-#define DEFAULT_QUEUE_SIZE 256
+#define DEFAULT_QUEUE_SIZE 1024
 #define MAX_QUEUE_SIZE 1024
 /* Adaptive polling keeps spinning this long after the last request: more
  * than a guest's turnaround at QD1 (completion interrupt, guest block
@@ -435,6 +435,26 @@ static void on_signal(void *opaque, uint32_t events)
 	loop_stop(ctrl);
 }
 
+/*
+ * VBLKD_MSG_TIMEOUT_MS: how long a vhost-user message may stay received in
+ * part (or a reply unread) before the connection is closed; default 30 s.
+ * An environment variable rather than an option: it is for tests and for
+ * the rare frontend that needs more, not for everyday tuning.
+ */
+static int msg_timeout_from_env(struct config *c)
+{
+	const char *v = getenv("VBLKD_MSG_TIMEOUT_MS");
+	unsigned ms;
+
+	if (!v)
+		return 0;
+	if (parse_uint("VBLKD_MSG_TIMEOUT_MS", v, 1, 3600 * 1000, &ms))
+		return -EINVAL;
+	for (unsigned i = 0; i < c->nexports; i++)
+		c->exports[i].p.msg_timeout_ms = ms;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct config c;
@@ -453,6 +473,9 @@ int main(int argc, char **argv)
 		print_capabilities();
 		return 0;
 	}
+	ret = msg_timeout_from_env(&c);
+	if (ret)
+		return 2;
 
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);

@@ -51,7 +51,16 @@ struct vhost_dev_info {
 	unsigned max_queue_size;  /* largest ring accepted */
 	uint64_t features;        /* device + transport bits offered (VIRTIO_F_*, VIRTIO_BLK_F_*) */
 	uint32_t config_size;     /* bytes of config space */
+	/*
+	 * A message received in part, or a reply the frontend does not read,
+	 * for this long closes the connection (a frontend stalled mid-message
+	 * would own the export forever). Idle time between messages is never
+	 * limited. 0: VHOST_MSG_TIMEOUT_MS_DEFAULT.
+	 */
+	unsigned msg_timeout_ms;
 };
+
+#define VHOST_MSG_TIMEOUT_MS_DEFAULT 30000u
 
 typedef void (*vhost_done_cb)(void *arg);
 

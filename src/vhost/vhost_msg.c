@@ -212,6 +212,84 @@ int vhost_msg_send(int fd, const struct vhost_msg_hdr *hdr, const void *payload,
 	return 0;
 }
 
+void vhost_msg_tx_init(struct vhost_msg_tx *tx)
+{
+	tx->len = tx->off = 0;
+	tx->fd = -1;
+}
+
+void vhost_msg_tx_reset(struct vhost_msg_tx *tx)
+{
+	if (tx->fd >= 0)
+		close(tx->fd);
+	vhost_msg_tx_init(tx);
+}
+
+bool vhost_msg_tx_pending(const struct vhost_msg_tx *tx)
+{
+	return tx->off < tx->len;
+}
+
+int vhost_msg_tx_queue(struct vhost_msg_tx *tx, const struct vhost_msg_hdr *hdr,
+		       const void *payload, uint32_t size, int fd)
+{
+	if (vhost_msg_tx_pending(tx) || size > VHOST_MSG_MAX_PAYLOAD || (size && !payload)) {
+		if (fd >= 0)
+			close(fd);
+		return vhost_msg_tx_pending(tx) ? -EBUSY : -EINVAL;
+	}
+	vhost_msg_tx_reset(tx);
+	memcpy(tx->buf, hdr, sizeof(*hdr));
+	if (size)
+		memcpy(tx->buf + sizeof(*hdr), payload, size);
+	tx->len = sizeof(*hdr) + size;
+	tx->fd = fd;
+	return 0;
+}
+
+int vhost_msg_tx_write(int sock, struct vhost_msg_tx *tx)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+
+	while (vhost_msg_tx_pending(tx)) {
+		struct iovec iov = { .iov_base = tx->buf + tx->off, .iov_len = tx->len - tx->off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n;
+
+		if (tx->fd >= 0) {
+			struct cmsghdr *c;
+
+			memset(&cbuf, 0, sizeof(cbuf));
+			mh.msg_control = cbuf.buf;
+			mh.msg_controllen = sizeof(cbuf.buf);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &tx->fd, sizeof(int));
+		}
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno;
+		}
+		/* The fd went with the first byte; never send it twice. */
+		if (tx->fd >= 0) {
+			close(tx->fd);
+			tx->fd = -1;
+		}
+		tx->off += (size_t)n;
+	}
+	vhost_msg_tx_reset(tx);
+	return 1;
+}
+
 /* ---- format rules --------------------------------------------------- */
 
 enum rule_kind {

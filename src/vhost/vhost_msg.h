@@ -241,6 +241,43 @@ int vhost_msg_recv(int fd, struct vhost_msg *msg);
 int vhost_msg_send(int fd, const struct vhost_msg_hdr *hdr, const void *payload,
 		   uint32_t size, const int *fds, unsigned nfds);
 
+/*
+ * Outgoing message for a non-blocking socket whose peer may not be
+ * reading: queued whole, written as far as the socket takes it, and the
+ * rest later (when the socket is writable again). The fd, if any, goes
+ * with the first byte.
+ */
+struct vhost_msg_tx {
+	uint8_t buf[sizeof(struct vhost_msg_hdr) + VHOST_MSG_MAX_PAYLOAD];
+	size_t len, off;
+	int fd;              /* owned until sent; -1: none */
+};
+
+/* vhost_msg_tx_init - nothing queued. */
+void vhost_msg_tx_init(struct vhost_msg_tx *tx);
+/* vhost_msg_tx_reset - drop what is queued (closing its fd). */
+void vhost_msg_tx_reset(struct vhost_msg_tx *tx);
+/* True while bytes of a queued message are still to be written. */
+bool vhost_msg_tx_pending(const struct vhost_msg_tx *tx);
+
+/*
+ * vhost_msg_tx_queue - queue header + @size payload bytes and @fd (-1:
+ * none; the tx owns it from now on, whatever the result).
+ * Return: 0, -EBUSY if a message is still pending (it is one at a time),
+ * -EINVAL if @size exceeds VHOST_MSG_MAX_PAYLOAD.
+ */
+int vhost_msg_tx_queue(struct vhost_msg_tx *tx, const struct vhost_msg_hdr *hdr,
+		       const void *payload, uint32_t size, int fd);
+
+/*
+ * vhost_msg_tx_write - write what is queued to @sock (non-blocking).
+ * Return: 1 when all is written (nothing pending), 0 if the socket is
+ * full (call again once it is writable), -errno (-EPIPE: the peer left;
+ * SIGPIPE is never raised).
+ * Context: any thread; @tx is used by one thread at a time.
+ */
+int vhost_msg_tx_write(int sock, struct vhost_msg_tx *tx);
+
 /* vhost_msg_take_fd - hand fd i over to the caller (-1 if none). */
 int vhost_msg_take_fd(struct vhost_msg *msg, unsigned i);
 

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -57,6 +58,7 @@ struct vring_priv {
 	bool kick_set;      /* SET_VRING_KICK seen (an fd or NOFD = polling) */
 	bool addr_set;      /* SET_VRING_ADDR seen */
 	bool stopping;      /* queue_stop issued, done() not yet called */
+	bool num_refused;   /* SET_VRING_NUM refused without an ack: broken until a valid one */
 	uint16_t used_base; /* packed: used index | wrap << 15 (base's high half) */
 };
 
@@ -74,6 +76,8 @@ struct vhost_server {
 	ino_t sock_ino;
 
 	int conn_fd;                /* -1: no frontend */
+	int timer_fd;               /* times a partial message or an unsent reply */
+	bool timer_watched, timer_armed;
 	bool conn_watched;          /* conn_fd is registered on ctrl */
 	bool closing;               /* waiting for stops before tearing down */
 	bool destroying;
@@ -96,7 +100,9 @@ struct vhost_server {
 	unsigned inflight_nq, inflight_qsize;
 
 	struct vhost_msg_rx rx;
+	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
 	bool msg_pending;           /* rx.msg waits for queue stops */
+	unsigned long progress;     /* messages dispatched + replies drained (stall timer) */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
 	bool broken;                /* the device failed us: close after this message */
@@ -109,6 +115,8 @@ static void conn_close(struct vhost_server *s);
 static void inflight_unmap(struct vhost_server *s);
 static void server_resume(struct vhost_server *s);
 static void listen_cb(void *opaque, uint32_t events);
+static void stall_timer_update(struct vhost_server *s);
+static void stall_timer_restart(struct vhost_server *s);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -165,20 +173,37 @@ static void server_warn(struct log_ratelimit *rl, const struct vhost_server *s,
 	log_msg_rl(rl, LOG_WARN, "vhost %s: %s", s->name, buf);
 }
 
-static int send_reply(struct vhost_server *s, uint32_t request, const void *payload,
-		      uint32_t size)
+/*
+ * Send a reply (with @fd, owned from now on, or -1). A frontend that does
+ * not read its replies fills the socket: what does not fit waits in s->tx,
+ * and the connection reads no further request until it is written
+ * (conn_cb watches for EPOLLOUT meanwhile). That is backpressure, not an
+ * error: the frontend's own requests then wait in the socket.
+ */
+static int send_msg_fd(struct vhost_server *s, uint32_t request, const void *payload,
+		       uint32_t size, int fd)
 {
 	struct vhost_msg_hdr hdr = {
 		.request = request,
 		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
 		.size = size,
 	};
-	int ret = vhost_msg_send(s->conn_fd, &hdr, payload, size, NULL, 0);
+	int ret = vhost_msg_tx_queue(&s->tx, &hdr, payload, size, fd);
 
-	if (ret)
+	if (!ret)
+		ret = vhost_msg_tx_write(s->conn_fd, &s->tx);
+	if (ret < 0) {
 		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
 		       vhost_msg_name(request), strerror(-ret));
-	return ret;
+		return ret;
+	}
+	return 0;
+}
+
+static int send_reply(struct vhost_server *s, uint32_t request, const void *payload,
+		      uint32_t size)
+{
+	return send_msg_fd(s, request, payload, size, -1);
 }
 
 static int reply_u64(struct vhost_server *s, uint32_t request, uint64_t v)
@@ -676,6 +701,34 @@ static int h_rem_mem_reg(struct vhost_server *s, struct vhost_msg *m)
 	return mem_commit(s);
 }
 
+/*
+ * A ring size we cannot serve (0, above --queue-size, not a power of two
+ * for a split ring) is the frontend's configuration, not corruption: the
+ * connection stays. With REPLY_ACK and NEED_REPLY the frontend is told
+ * (NACK, state unchanged). Without, it cannot be: the ring is left
+ * without a size, so it never starts, and is reported broken on its
+ * error eventfd (now, or once SET_VRING_ERR gives one); other rings serve
+ * on, and a later valid SET_VRING_NUM repairs it.
+ */
+static int vring_refuse_num(struct vhost_server *s, struct vhost_msg *m, struct vhost_vring *vr)
+{
+	unsigned num = m->payload.state.num;
+
+	if ((m->hdr.flags & VHOST_USER_NEED_REPLY_MASK) && reply_ack_on(s)) {
+		bad(s, "SET_VRING_NUM: size %u for vring %u refused (largest %u%s)", num,
+		    vr->index, s->info.max_queue_size,
+		    vring_is_packed(s) ? "" : ", a power of two");
+		return H_NACK;
+	}
+	bad(s, "SET_VRING_NUM: size %u for vring %u refused (largest %u%s); the ring is "
+	    "broken until a valid size", num, vr->index, s->info.max_queue_size,
+	    vring_is_packed(s) ? "" : ", a power of two");
+	vr->num = 0;
+	s->vpriv[vr->index].num_refused = true;
+	vhost_vring_signal_err(vr);
+	return 0;
+}
+
 static int h_set_vring_num(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.state.index, "SET_VRING_NUM");
@@ -688,12 +741,10 @@ static int h_set_vring_num(struct vhost_server *s, struct vhost_msg *m)
 		return -EPROTO;
 	}
 	if (num == 0 || num > s->info.max_queue_size || num > VIRTQ_MAX_SIZE ||
-	    (!vring_is_packed(s) && !is_pow2(num))) {
-		bad(s, "SET_VRING_NUM: invalid size %u for vring %u", num,
-		    vr->index);
-		return -EPROTO;
-	}
+	    (!vring_is_packed(s) && !is_pow2(num)))
+		return vring_refuse_num(s, m, vr);
 	vr->num = num;
+	s->vpriv[vr->index].num_refused = false;
 	vring_try_start(s, vr);
 	return 0;
 }
@@ -908,14 +959,19 @@ static int h_set_vring_err(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct vhost_vring *vr = vring_of(s, m->payload.u64 & VHOST_USER_VRING_IDX_MASK,
 					  "SET_VRING_ERR");
-	int fd;
+	int fd, ret;
 
 	if (!vr)
 		return -EPROTO;
 	fd = vring_fd_take(s, m, "SET_VRING_ERR");
 	if (fd == -EPROTO)
 		return -EPROTO;
-	return vring_set_queue_fd(s, vr, &vr->err_fd, fd);
+	ret = vring_set_queue_fd(s, vr, &vr->err_fd, fd);
+	if (ret)
+		return ret;
+	if (s->vpriv[vr->index].num_refused)
+		vhost_vring_signal_err(vr);
+	return 0;
 }
 
 static int h_set_vring_enable(struct vhost_server *s, struct vhost_msg *m)
@@ -991,21 +1047,6 @@ static uint64_t inflight_area_size(const struct vhost_server *s, unsigned nq, un
 	return (uint64_t)nq * virtq_inflight_size(qsize, packed);
 }
 
-static int send_inflight(struct vhost_server *s, uint32_t request,
-			 const struct vhost_msg_inflight *in, int fd)
-{
-	struct vhost_msg_hdr hdr = {
-		.request = request,
-		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
-		.size = sizeof(*in),
-	};
-	int ret = vhost_msg_send(s->conn_fd, &hdr, in, sizeof(*in), &fd, fd >= 0 ? 1 : 0);
-
-	if (ret)
-		log_rl(LOG_WARN, "vhost %s: sending %s reply: %s", s->name,
-		       vhost_msg_name(request), strerror(-ret));
-	return ret;
-}
 
 /*
  * A new, zeroed area in a sealed memfd (it can never shrink under a
@@ -1017,7 +1058,7 @@ static int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	struct vhost_msg_inflight in = m->payload.inflight, r = { 0 };
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t size;
-	int fd, ret;
+	int fd;
 
 	if (!inflight_on(s)) {
 		bad(s, "GET_INFLIGHT_FD: protocol feature not negotiated");
@@ -1034,15 +1075,13 @@ static int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 		       strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return send_inflight(s, m->hdr.request, &r, -1);
+		return send_reply(s, m->hdr.request, &r, sizeof(r));
 	}
 	r.mmap_size = size;
 	r.mmap_offset = 0;
 	r.num_queues = in.num_queues;
 	r.queue_size = in.queue_size;
-	ret = send_inflight(s, m->hdr.request, &r, fd);
-	close(fd);
-	return ret;
+	return send_msg_fd(s, m->hdr.request, &r, sizeof(r), fd);   /* takes fd */
 }
 
 /*
@@ -1116,27 +1155,45 @@ static bool config_range_ok(const struct vhost_server *s, const struct vhost_msg
 	return c->offset <= s->info.config_size && c->size <= s->info.config_size - c->offset;
 }
 
+/*
+ * Read [offset, offset + size) of the config space into @buf, the bytes
+ * past the device's config size as zeroes. Frontends read more than the
+ * device has: SPDK's virtio-user always asks for offset 0, size 256
+ * (VHOST_USER_MAX_CONFIG_SIZE) and wants exactly that many bytes back.
+ * Return: 0, -ERANGE beyond the message limit, or the device's -errno.
+ */
+static int config_read(const struct vhost_server *s, uint32_t offset, uint8_t *buf,
+		       uint32_t size)
+{
+	uint32_t have;
+
+	if (offset > VHOST_USER_MAX_CONFIG_SIZE || size > VHOST_USER_MAX_CONFIG_SIZE - offset)
+		return -ERANGE;
+	memset(buf, 0, size);
+	have = offset < s->info.config_size ? MIN(size, s->info.config_size - offset) : 0;
+	if (!have)
+		return 0;
+	if (!s->ops->get_config)
+		return -ENOTSUP;
+	return s->ops->get_config(s->opaque, offset, buf, have);
+}
+
 static int h_get_config(struct vhost_server *s, struct vhost_msg *m)
 {
 	const struct vhost_msg_config *c = &m->payload.config;
 	union vhost_msg_payload r;
-	int ret = -ENOTSUP;
+	int ret;
 
-	if (!config_range_ok(s, c)) {
-		bad(s, "GET_CONFIG: offset %u size %u beyond config space (%u bytes)",
-		    c->offset, c->size, s->info.config_size);
-		return -EPROTO;
-	}
 	memset(&r, 0, sizeof(r));
 	r.config.offset = c->offset;
 	r.config.size = c->size;
 	r.config.flags = c->flags;
-	if (s->ops->get_config)
-		ret = s->ops->get_config(s->opaque, c->offset, r.config.payload, c->size);
+	ret = config_read(s, c->offset, r.config.payload, c->size);
 	if (ret) {
-		/* An empty payload is the protocol's way of saying "failed". */
-		log_rl(LOG_WARN, "vhost %s: GET_CONFIG: device refused: %s", s->name,
-		       strerror(-ret));
+		/* An empty payload is the protocol's way of saying "failed";
+		 * the connection stays. */
+		bad(s, "GET_CONFIG: offset %u size %u refused: %s", c->offset, c->size,
+		    ret == -ERANGE ? "beyond the 256-byte message limit" : strerror(-ret));
 		return send_reply(s, m->hdr.request, NULL, 0);
 	}
 	return send_reply(s, m->hdr.request, &r, VHOST_USER_CONFIG_HDR_SIZE + c->size);
@@ -1214,13 +1271,19 @@ static void conn_pause(struct vhost_server *s)
 	}
 }
 
+/* Read requests, or wait until a pending reply can be written. */
+static uint32_t conn_events(const struct vhost_server *s)
+{
+	return vhost_msg_tx_pending(&s->tx) ? EPOLLOUT : EPOLLIN;
+}
+
 static int conn_resume(struct vhost_server *s)
 {
 	int ret;
 
 	if (s->conn_watched || s->conn_fd < 0 || s->closing)
 		return 0;
-	ret = loop_add_fd(s->ctrl, s->conn_fd, EPOLLIN, conn_cb, s);
+	ret = loop_add_fd(s->ctrl, s->conn_fd, conn_events(s), conn_cb, s);
 	if (ret) {
 		log_err("vhost %s: watching the connection: %s", s->name, strerror(-ret));
 		return ret;
@@ -1273,11 +1336,31 @@ static void conn_cb(void *opaque, uint32_t events)
 	const char *why;
 	int ret;
 
+	if (vhost_msg_tx_pending(&s->tx)) {
+		ret = vhost_msg_tx_write(s->conn_fd, &s->tx);
+		if (ret == 0)
+			return;     /* the timer runs since the reply was queued */
+		if (ret < 0) {
+			log_debug("vhost %s: frontend gone with a reply unsent: %s", s->name,
+				  strerror(-ret));
+			conn_close(s);
+			return;
+		}
+		/* Drained: read requests again (a new message gets its own time). */
+		s->progress++;
+		stall_timer_restart(s);
+		if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLIN)) {
+			conn_close(s);
+			return;
+		}
+	}
 	/* Bounded batch; the loop is level-triggered and brings us back. */
 	for (int n = 0; n < 64 && s->conn_watched; n++) {
 		ret = vhost_msg_rx_read(s->conn_fd, &s->rx);
-		if (ret == 0)
+		if (ret == 0) {
+			stall_timer_update(s);
 			return;
+		}
 		if (ret < 0) {
 			if (ret == -EPIPE && s->rx.hdr_got == 0)
 				log_debug("vhost %s: frontend disconnected", s->name);
@@ -1297,7 +1380,114 @@ static void conn_cb(void *opaque, uint32_t events)
 		}
 		log_debug("vhost %s: %s", s->name, vhost_msg_name(s->rx.msg.hdr.request));
 		conn_dispatch(s);
+		s->progress++;
+		stall_timer_restart(s);   /* progress: the next message starts afresh */
+		if (s->conn_watched && vhost_msg_tx_pending(&s->tx)) {
+			/* The frontend is not reading: neither do we, until it does. */
+			if (loop_mod_fd(s->ctrl, s->conn_fd, EPOLLOUT))
+				conn_close(s);
+			else
+				stall_timer_update(s);
+			return;
+		}
 	}
+	stall_timer_update(s);
+}
+
+/* ---- stalled connections ---------------------------------------------- */
+
+static unsigned msg_timeout_ms(const struct vhost_server *s)
+{
+	return s->info.msg_timeout_ms ? s->info.msg_timeout_ms : VHOST_MSG_TIMEOUT_MS_DEFAULT;
+}
+
+/* Bytes of a request received, or of a reply sent, but not all of it? */
+static bool conn_mid_message(const struct vhost_server *s)
+{
+	return s->conn_fd >= 0 && !s->closing && !s->msg_pending &&
+	       (s->rx.hdr_got > 0 || vhost_msg_tx_pending(&s->tx));
+}
+
+/*
+ * Arm the timer when a message starts to be received or a reply waits for
+ * the frontend to read, disarm it when that is over. One timer for both:
+ * they never overlap (no request is read while a reply waits). Idle time
+ * between messages, and waits for our own queue stops, are not timed.
+ */
+static void stall_timer_update(struct vhost_server *s)
+{
+	bool want = conn_mid_message(s);
+	struct itimerspec its = { 0 };
+	unsigned ms = msg_timeout_ms(s);
+
+	if (s->timer_fd < 0 || want == s->timer_armed)
+		return;
+	if (want) {
+		its.it_value.tv_sec = ms / 1000;
+		its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+	}
+	if (timerfd_settime(s->timer_fd, 0, &its, NULL) == 0)
+		s->timer_armed = want;
+	else
+		log_rl(LOG_ERR, "vhost %s: timerfd_settime: %s", s->name, strerror(errno));
+}
+
+/* A message was completed or a reply sent: stop timing; the next partial
+ * message or unsent reply arms the timer anew. */
+static void stall_timer_restart(struct vhost_server *s)
+{
+	struct itimerspec off = { 0 };
+
+	if (!s->timer_armed)
+		return;
+	if (timerfd_settime(s->timer_fd, 0, &off, NULL) == 0)
+		s->timer_armed = false;
+}
+
+/*
+ * Serve the connection once (read what is there, or write the pending
+ * reply). Return: true if that made progress or ended the connection;
+ * the timer is then armed afresh if still mid-message.
+ */
+static bool stall_progress(struct vhost_server *s)
+{
+	size_t rx0 = s->rx.hdr_got + s->rx.payload_got, tx0 = s->tx.off;
+	unsigned long p0 = s->progress;
+
+	conn_cb(s, vhost_msg_tx_pending(&s->tx) ? EPOLLOUT : EPOLLIN);
+	if (s->conn_fd < 0 || s->closing)
+		return true;
+	if (p0 == s->progress && rx0 == s->rx.hdr_got + s->rx.payload_got && tx0 == s->tx.off)
+		return false;
+	stall_timer_update(s);
+	return true;
+}
+
+static void timer_cb(void *opaque, uint32_t events)
+{
+	struct vhost_server *s = opaque;
+	uint64_t n;
+	ssize_t r UNUSED;
+
+	r = read(s->timer_fd, &n, sizeof(n));
+	if (!s->timer_armed)
+		return;
+	s->timer_armed = false;
+	if (!conn_mid_message(s))
+		return;
+	/*
+	 * The bytes may have arrived while this thread was not running, and
+	 * the timer's wakeup come before the socket's: look at the socket
+	 * first, and count it a stall only if nothing moved.
+	 */
+	if (s->conn_watched && stall_progress(s))
+		return;
+	if (!conn_mid_message(s))
+		return;
+	bad(s, "%s stalled for %u ms; closing the connection",
+	    vhost_msg_tx_pending(&s->tx) ? "frontend not reading its reply," :
+	    "message received in part,", msg_timeout_ms(s));
+	conn_close(s);
 }
 
 /*
@@ -1341,6 +1531,9 @@ static void server_free(struct vhost_server *s)
 
 	guard_watch(s, false);
 	gmem_guard_destroy(s->guard);
+	if (s->timer_watched)
+		loop_del_fd(s->ctrl, s->timer_fd);
+	close_fd(&s->timer_fd);
 	free(s->vrings);
 	free(s->vpriv);
 	free(s->path);
@@ -1384,7 +1577,9 @@ static void conn_finish_close(struct vhost_server *s)
 	inflight_unmap(s);
 	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
 	vhost_msg_rx_reset(&s->rx);
+	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;
+	stall_timer_update(s);
 	conn_pause(s);
 	close_fd(&s->conn_fd);
 	s->closing = false;
@@ -1426,6 +1621,7 @@ static void server_resume(struct vhost_server *s)
 	conn_dispatch(s);
 	if (!s->msg_pending && s->conn_fd >= 0)
 		conn_resume(s);
+	stall_timer_update(s);
 }
 
 static int conn_open(struct vhost_server *s, int fd)
@@ -1434,6 +1630,7 @@ static int conn_open(struct vhost_server *s, int fd)
 
 	s->conn_fd = fd;
 	vhost_msg_rx_init(&s->rx);
+	vhost_msg_tx_init(&s->tx);
 	ret = conn_resume(s);
 	if (ret) {
 		s->conn_fd = -1;
@@ -1587,6 +1784,12 @@ static void create_in_loop(void *arg)
 		a->ret = -ENOMEM;
 		return;
 	}
+	a->ret = loop_add_fd(s->ctrl, s->timer_fd, EPOLLIN, timer_cb, s);
+	if (a->ret) {
+		guard_watch(s, false);
+		return;
+	}
+	s->timer_watched = true;
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
@@ -1596,8 +1799,12 @@ static void create_in_loop(void *arg)
 		listen_watch(s, true);
 		a->ret = s->listen_watched ? 0 : -ENOMEM;
 	}
-	if (a->ret)
+	if (a->ret) {
+		/* server_free runs in the caller's thread: leave the loop now. */
 		guard_watch(s, false);
+		loop_del_fd(s->ctrl, s->timer_fd);
+		s->timer_watched = false;
+	}
 }
 
 int vhost_server_create(struct loop *ctrl, const char *path, int fd,
@@ -1626,7 +1833,13 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	s->conn_fd = -1;
 	s->inflight_fd = -1;
 	s->inflight_slot = -1;
+	s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->timer_fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
 	vhost_msg_rx_init(&s->rx);
+	vhost_msg_tx_init(&s->tx);
 	ret = gmem_guard_create(&s->guard);
 	if (ret)
 		goto err_free;

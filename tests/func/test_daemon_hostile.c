@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_hostile.c - a hostile guest and a hostile frontend against
- * the real vblkd process. Export A (2 queues) is attacked while a thread
- * keeps verifying I/O on export B of the same daemon:
+ * the real vblkd process. Export A (2 queues) is attacked while, in the
+ * same daemon, a thread keeps verifying I/O on export B over one connection
+ * and another keeps attaching new frontends to export C and doing I/O:
+ * each phase checks that both completed work, none failed, and none took
+ * LIVENESS_MS or more (noisy neighbour). The attacks on A:
  *  - queue 0 of A gets each bad descriptor shape (split and packed): its
  *    error eventfd fires, it stops completing, queue 1 of the same
  *    connection still serves, and a fresh connection serves fully;
  *  - malformed vhost-user messages close only that connection;
  *  - a kick storm on a queue with no buffers;
+ *  - a frontend stalled mid-message, one that never reads its replies, and
+ *    a flood of oversized ring sizes (NACKed);
  *  - 1000 connect/handshake/disconnect cycles leave the daemon's fd count
  *    where it was and its RSS growth bounded.
  * The daemon must never die, and must exit 0 on SIGTERM at the end.
@@ -16,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,18 +54,6 @@ static char sock_a[256], sock_b[256];
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void fill(uint8_t *b, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -68,30 +62,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * Write a pattern through queue q and read it back. True if both
- * completed OK with the right data. @seed picks pattern and sector.
- */
 static bool rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsigned flags)
 {
-	uint8_t buf[4096], back[4096], st = 0xff;
-	uint64_t sector = (seed % 8000) * 8;
-	int ret;
-
-	fill(buf, sizeof(buf), seed);
-	ret = vblk_client_io(c, q, VIRTIO_BLK_T_OUT, sector, buf, sizeof(buf), NULL, 0, flags,
-			     TMO, &st, NULL);
-	if (ret || st != VIRTIO_BLK_S_OK) {
-		diag("write q%u: %s, status %u", q, ret ? strerror(-ret) : "done", st);
-		return false;
-	}
-	ret = vblk_client_io(c, q, VIRTIO_BLK_T_IN, sector, NULL, 0, back, sizeof(back), flags,
-			     TMO, &st, NULL);
-	if (ret || st != VIRTIO_BLK_S_OK || memcmp(buf, back, sizeof(buf))) {
-		diag("read q%u: %s, status %u", q, ret ? strerror(-ret) : "done", st);
-		return false;
-	}
-	return true;
+	return vblk_client_rw_check(c, q, seed, flags, TMO);
 }
 
 /* Stop at once, saying how, if the daemon is gone: nothing after means much. */
@@ -134,61 +107,60 @@ static bool fresh_connection_works(bool packed)
 	return good;
 }
 
-/* True once the daemon closed @fd: EOF or reset within 5 s (bytes before
- * the EOF, such as replies, are skipped). */
-static bool closed_by_peer(int fd)
-{
-	struct timeval tv = { .tv_sec = 5 };
-	char buf[512];
+static void newcomers_hold(bool on);
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
-			return true;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return false;
-	}
-}
-
-/* Wait (up to 5 s) until the daemon's fd count is @want; the last count. */
+/* The daemon's fd count, with export C's newcomers held off meanwhile. */
 static int fd_count_settles(int want)
 {
-	uint64_t end = now_ms() + TMO;
 	int n;
 
-	for (;;) {
-		n = vblkd_proc_fd_count(&proc);
-		if (n == want || now_ms() > end)
-			return n;
-		usleep(5000);
-	}
-}
-
-/* The daemon's fd count once it stopped changing (5 equal looks 10 ms apart). */
-static int fd_count_stable(void)
-{
-	int n = vblkd_proc_fd_count(&proc), same = 0;
-
-	for (int i = 0; i < 500 && same < 5; i++) {
-		int m;
-
-		usleep(10000);
-		m = vblkd_proc_fd_count(&proc);
-		same = m == n ? same + 1 : 0;
-		n = m;
-	}
+	newcomers_hold(true);
+	n = vblkd_proc_fd_count_settles(&proc, want);
+	newcomers_hold(false);
 	return n;
 }
 
-/* ---- export B: the bystander ----------------------------------------- */
+static int fd_count_stable(void)
+{
+	int n;
+
+	newcomers_hold(true);
+	n = vblkd_proc_fd_count_stable(&proc);
+	newcomers_hold(false);
+	return n;
+}
+
+/* ---- exports B and C: the neighbours ------------------------------------- */
+
+/*
+ * While export A is attacked, a client on export B keeps doing verified I/O
+ * (one connection throughout), and clients come and go on export C (a new
+ * frontend each time: handshake, I/O, disconnect). Each counts what
+ * completed and the longest any one took: a liveness check with a bound
+ * far above normal (milliseconds), not a speed test.
+ */
+#define LIVENESS_MS 3000
+
+struct neighbour {
+	const char *name;
+	atomic_uint done, failed;
+	atomic_uint max_ms;      /* longest check since the phase began */
+};
 
 static atomic_bool b_stop;
-static atomic_uint b_done, b_failed;
-static pthread_t b_thread;
+static struct neighbour nb_b = { .name = "export B (steady client)" };
+static struct neighbour nb_c = { .name = "export C (new frontends)" };
+static pthread_t b_thread, c_thread;
+static char sock_c[256];
+
+static void neighbour_count(struct neighbour *n, bool good, uint64_t t0)
+{
+	unsigned ms = (unsigned)(now_ms() - t0), old = atomic_load(&n->max_ms);
+
+	while (ms > old && !atomic_compare_exchange_weak(&n->max_ms, &old, ms))
+		;
+	atomic_fetch_add(good ? &n->done : &n->failed, 1);
+}
 
 static void *bystander(void *arg)
 {
@@ -201,30 +173,89 @@ static void *bystander(void *arg)
 	ret = vblk_client_connect(sock_b, &o, &c);
 	if (ret) {
 		diag("bystander: connect: %s", strerror(-ret));
-		atomic_fetch_add(&b_failed, 1);
+		atomic_fetch_add(&nb_b.failed, 1);
 		return NULL;
 	}
 	while (!atomic_load(&b_stop)) {
+		uint64_t t0 = now_ms();
+
 		seed++;
-		if (rw_check(c, 0, seed, seed % 2 ? VBLK_REQ_INDIRECT : 0))
-			atomic_fetch_add(&b_done, 1);
-		else
-			atomic_fetch_add(&b_failed, 1);
+		neighbour_count(&nb_b, rw_check(c, 0, seed, seed % 2 ? VBLK_REQ_INDIRECT : 0), t0);
 	}
 	vblk_client_destroy(c);
 	return NULL;
 }
 
-/*
- * Export B completed requests while the phase ran (at least one: a short
- * phase on a loaded machine may not leave room for more), and none failed.
- */
-static void check_bystander(unsigned since, const char *phase)
-{
-	unsigned done = atomic_load(&b_done), failed = atomic_load(&b_failed);
+/* Export C's newcomers pause (with no connection open) while the daemon's
+ * fd count is looked at. */
+static atomic_bool c_hold, c_idle;
 
-	ok(failed == 0 && done > since, "export B kept serving during %s (%u checks, %u "
-	   "failed)", phase, done - since, failed);
+static void newcomers_hold(bool on)
+{
+	atomic_store(&c_hold, on);
+	for (int i = 0; on && i < 1000 && !atomic_load(&c_idle); i++)
+		usleep(10000);
+}
+
+static void *newcomer(void *arg)
+{
+	struct vblk_client_opts o = { .mem_size = 1u << 20, .queue_size = 256 };
+	uint64_t seed = 1u << 20;
+
+	(void)arg;
+	while (!atomic_load(&b_stop)) {
+		struct vblk_client *c = NULL;
+		uint64_t t0;
+		int ret;
+
+		atomic_store(&c_idle, atomic_load(&c_hold));
+		if (atomic_load(&c_idle)) {
+			usleep(1000);
+			continue;
+		}
+		t0 = now_ms();
+		ret = vblk_client_connect(sock_c, &o, &c);
+
+		if (ret)
+			diag("newcomer: connect: %s", strerror(-ret));
+		neighbour_count(&nb_c, !ret && rw_check(c, 0, seed++, 0), t0);
+		vblk_client_destroy(c);
+	}
+	return NULL;
+}
+
+struct phase_mark {
+	unsigned b_done, c_done;
+};
+
+static void phase_begin(struct phase_mark *m)
+{
+	m->b_done = atomic_load(&nb_b.done);
+	m->c_done = atomic_load(&nb_c.done);
+	atomic_store(&nb_b.max_ms, 0);
+	atomic_store(&nb_c.max_ms, 0);
+}
+
+static void check_neighbour(struct neighbour *n, unsigned since, const char *phase)
+{
+	unsigned done = atomic_load(&n->done), failed = atomic_load(&n->failed);
+	unsigned max = atomic_load(&n->max_ms);
+
+	/* At least one: a short phase on a loaded machine may leave room for
+	 * no more. */
+	ok(failed == 0 && done > since && max < LIVENESS_MS, "%s kept serving during %s (%u "
+	   "checks, %u failed, longest %u ms; bound %u)", n->name, phase, done - since, failed,
+	   max, LIVENESS_MS);
+}
+
+static void check_bystander(const struct phase_mark *m, const char *phase)
+{
+	/* Let each neighbour finish at least one check inside the phase. */
+	for (int i = 0; i < 500 && (atomic_load(&nb_b.done) == m->b_done ||
+				    atomic_load(&nb_c.done) == m->c_done); i++)
+		usleep(10000);
+	check_neighbour(&nb_b, m->b_done, phase);
+	check_neighbour(&nb_c, m->c_done, phase);
 }
 
 /* ---- bad descriptor shapes ------------------------------------------------ */
@@ -607,7 +638,7 @@ enum msg_case {
 	M_TRUNCATED_HEADER, M_TRUNCATED_PAYLOAD, M_OVERSIZED, M_BAD_VERSION,
 	M_KICK_TWO_FDS, M_CALL_NO_FD, M_MEM_FEWER_FDS, M_SIXTEEN_FDS,
 	M_BAD_INDEX_NUM, M_BAD_INDEX_KICK, M_MEM_9_REGIONS, M_MEM_9_REGIONS_BIG,
-	M_MEM_BEYOND_FILE, M_BAD_SIZE, M_UNOFFERED_FEATURES, M_CONFIG_TOO_BIG, M_GARBAGE,
+	M_MEM_BEYOND_FILE, M_BAD_SIZE, M_UNOFFERED_FEATURES, M_CONFIG_SIZE_MISMATCH, M_GARBAGE,
 	M_COUNT,
 };
 
@@ -627,7 +658,7 @@ static const char *const msg_names[M_COUNT] = {
 	[M_MEM_BEYOND_FILE] = "SET_MEM_TABLE region beyond its file",
 	[M_BAD_SIZE] = "SET_VRING_NUM with a 4-byte payload",
 	[M_UNOFFERED_FEATURES] = "SET_FEATURES with bits not offered",
-	[M_CONFIG_TOO_BIG] = "GET_CONFIG beyond the config space",
+	[M_CONFIG_SIZE_MISMATCH] = "GET_CONFIG whose size field disagrees with the payload",
 	[M_GARBAGE] = "4 KiB of garbage",
 };
 
@@ -732,13 +763,14 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 		u = 1ull << 63;
 		send_msg(sock, VHOST_USER_SET_FEATURES, V, 8, &u, 8, NULL, 0);
 		break;
-	case M_CONFIG_TOO_BIG:
+	case M_CONFIG_SIZE_MISMATCH:
+		/* (A read beyond the config space is answered: see test_daemon_frontends.) */
 		p.config.offset = 0;
-		p.config.size = 256;
-		send_msg(sock, VHOST_USER_GET_CONFIG, V, 12 + 256, &p, 12 + 256, NULL, 0);
+		p.config.size = 200;
+		send_msg(sock, VHOST_USER_GET_CONFIG, V, 12 + 8, &p, 12 + 8, NULL, 0);
 		break;
 	case M_GARBAGE:
-		fill(buf, sizeof(buf), 0xbad);
+		vblk_fill(buf, sizeof(buf), 0xbad);
 		send_with_fds(sock, buf, sizeof(buf), NULL, 0);
 		break;
 	case M_COUNT:
@@ -765,7 +797,7 @@ static void test_messages(void)
 			continue;
 		}
 		send_bad(c, m);
-		closed = closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c)));
+		closed = vblk_sock_closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c)), TMO);
 		ok(closed, "%s: the daemon closes the connection", msg_names[m]);
 		vblk_client_destroy(c);
 		ok(fresh_connection_works(m % 2), "%s: a new connection serves I/O", msg_names[m]);
@@ -804,6 +836,62 @@ static void test_kick_storm(void)
 	ok(vblkd_proc_alive(&proc), "kick storm: vblkd still runs");
 }
 
+/* ---- stalled and flooding frontends on A --------------------------------- */
+
+/*
+ * Export A held by frontends that misbehave without sending anything
+ * malformed: half a message then silence, requests pipelined while no
+ * reply is read, and a flood of ring sizes above --queue-size (each
+ * NACKed). Each holds A for a while, then goes; A serves afterwards.
+ */
+static void test_stalls(void)
+{
+	struct vhost_msg_hdr h = { .request = VHOST_USER_GET_FEATURES,
+				   .flags = VHOST_USER_VERSION };
+	struct vhost_frontend *f = NULL;
+	struct vblk_client *c;
+	unsigned nacks = 0;
+
+	if (ok(vhost_frontend_connect(sock_a, &f) == 0, "stall: connect")) {
+		ok(send(vhost_frontend_fd(f), &h, 6, MSG_NOSIGNAL) == 6, "stall: half a header sent");
+		usleep(1000 * 1000);
+		vhost_frontend_destroy(f);
+	}
+	if (ok(vhost_frontend_connect(sock_a, &f) == 0, "unread replies: connect")) {
+		int fd = vhost_frontend_fd(f);
+		unsigned sent = 0;
+
+		for (;;) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+			if (send(fd, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(h)) {
+				sent++;
+				continue;
+			}
+			if (errno != EAGAIN || poll(&pfd, 1, 500) <= 0)
+				break;
+		}
+		ok(sent > 100, "unread replies: %u requests sent, none read", sent);
+		usleep(1000 * 1000);
+		vhost_frontend_destroy(f);
+	}
+	c = connect_a(false);
+	if (ok(c, "oversized rings: connect")) {
+		/* Queue 1 of A is set up by connect_a: stop it to size it again. */
+		unsigned base;
+
+		vhost_frontend_get_vring_base(vblk_client_frontend(c), 1, &base);
+		for (unsigned i = 0; i < 1000; i++)
+			nacks += vhost_frontend_set_vring_num(vblk_client_frontend(c), 1,
+							      2048 + i) == -EIO;
+		is(nacks, 1000, "oversized rings: 1000 SET_VRING_NUM above the limit NACKed");
+		ok(rw_check(c, 0, 4242, 0), "oversized rings: queue 0 serves meanwhile");
+		vblk_client_destroy(c);
+	}
+	ok(fresh_connection_works(false), "stalls: a fresh connection to A serves both queues");
+	require_daemon();
+}
+
 /* ---- disconnects with requests in flight ------------------------------- */
 
 /* Submit @n writes on every queue, kick, and return without waiting. */
@@ -813,7 +901,7 @@ static unsigned submit_and_leave(struct vblk_client *c, struct vblk_req *reqs, u
 	uint8_t buf[8192];
 	unsigned added = 0;
 
-	fill(buf, sizeof(buf), seed);
+	vblk_fill(buf, sizeof(buf), seed);
 	for (unsigned q = 0; q < vblk_client_num_queues(c); q++) {
 		for (unsigned i = 0; i < n; i++)
 			if (!vblk_client_submit(c, q, &reqs[q * n + i], VIRTIO_BLK_T_OUT,
@@ -1018,7 +1106,7 @@ static void test_fd_kinds(void)
 		      cases[i].which == 1 ? vhost_frontend_set_vring_call(f, 0, fd) :
 		      vhost_frontend_set_vring_err(f, 0, fd);
 		if (cases[i].refused) {
-			ok(ret != 0 && closed_by_peer(vhost_frontend_fd(f)),
+			ok(ret != 0 && vblk_sock_closed_by_peer(vhost_frontend_fd(f), 5000),
 			   "%s: refused, the connection closes", cases[i].name);
 		} else {
 			is(ret, 0, "%s: accepted", cases[i].name);
@@ -1058,7 +1146,7 @@ static void publish_header_at(struct vblk_client *c, uint64_t hdr_gpa, uint64_t 
 /* After the frontend's memory shrank: connection closed, daemon serving. */
 static void check_sigbus_survived(struct vblk_client *c, const char *name)
 {
-	ok(closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c))),
+	ok(vblk_sock_closed_by_peer(vhost_frontend_fd(vblk_client_frontend(c)), 5000),
 	   "%s: the daemon closes that connection", name);
 	vblk_client_destroy(c);
 	ok(vblkd_proc_alive(&proc), "%s: vblkd still runs", name);
@@ -1276,9 +1364,9 @@ static void make_image(const char *path, uint64_t size)
 
 int main(int argc, char **argv)
 {
-	char img_a[256], img_b[256], ea[700], eb[700], how[96];
-	const char *args[] = { ea, eb, NULL };
-	unsigned b0;
+	char img_a[256], img_b[256], img_c[256], ea[700], eb[700], ec[700], how[96];
+	const char *args[] = { ea, eb, ec, NULL };
+	struct phase_mark pm;
 	int st;
 
 	if (argc < 2)
@@ -1291,10 +1379,14 @@ int main(int argc, char **argv)
 	vblkd_proc_path(&proc, "b.sock", sock_b, sizeof(sock_b));
 	vblkd_proc_path(&proc, "a.img", img_a, sizeof(img_a));
 	vblkd_proc_path(&proc, "b.img", img_b, sizeof(img_b));
+	vblkd_proc_path(&proc, "c.sock", sock_c, sizeof(sock_c));
+	vblkd_proc_path(&proc, "c.img", img_c, sizeof(img_c));
 	make_image(img_a, IMG_SIZE);
 	make_image(img_b, IMG_SIZE);
+	make_image(img_c, IMG_SIZE);
 	snprintf(ea, sizeof(ea), "--export=socket-path=%s,file=%s,num-queues=2", sock_a, img_a);
 	snprintf(eb, sizeof(eb), "--export=socket-path=%s,file=%s", sock_b, img_b);
+	snprintf(ec, sizeof(ec), "--export=socket-path=%s,file=%s", sock_c, img_c);
 	{
 		/*
 		 * Under ASan, freed memory sits in a quarantine of up to 256 MiB
@@ -1312,41 +1404,46 @@ int main(int argc, char **argv)
 	if (vblkd_proc_start(&proc, vblkd, args))
 		tap_bail("cannot start %s", vblkd);
 
-	if (pthread_create(&b_thread, NULL, bystander, NULL))
+	if (pthread_create(&b_thread, NULL, bystander, NULL) ||
+	    pthread_create(&c_thread, NULL, newcomer, NULL))
 		tap_bail("pthread_create");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	for (unsigned i = 0; i < ARRAY_SIZE(ring_cases); i++)
 		test_ring_case(&ring_cases[i]);
-	check_bystander(b0, "the ring attacks");
+	check_bystander(&pm, "the ring attacks");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_messages();
-	check_bystander(b0, "the malformed messages");
+	check_bystander(&pm, "the malformed messages");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_kick_storm();
-	check_bystander(b0, "the kick storm");
+	check_bystander(&pm, "the kick storm");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
+	test_stalls();
+	check_bystander(&pm, "stalled, flooding and oversized-ring frontends");
+
+	phase_begin(&pm);
 	test_inflight_disconnect();
-	check_bystander(b0, "the in-flight disconnects");
+	check_bystander(&pm, "the in-flight disconnects");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_blocking_fds();
-	check_bystander(b0, "the blocking fds");
+	check_bystander(&pm, "the blocking fds");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_fd_kinds();
-	check_bystander(b0, "the unusable notification fds");
+	check_bystander(&pm, "the unusable notification fds");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_sigbus();
-	check_bystander(b0, "the shrinking shared memory");
+	check_bystander(&pm, "the shrinking shared memory");
 
-	b0 = atomic_load(&b_done);
+	phase_begin(&pm);
 	test_cycles();
-	check_bystander(b0, "the connection cycles");
+	check_bystander(&pm, "the connection cycles");
 
 	ok(vblkd_proc_alive(&proc), "vblkd survived everything");
 	{
@@ -1373,6 +1470,7 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&b_stop, true);
 	pthread_join(b_thread, NULL);
+	pthread_join(c_thread, NULL);
 	vblkd_proc_cleanup(&proc);
 	return tap_done();
 }

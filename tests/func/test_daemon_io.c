@@ -44,18 +44,6 @@ static const unsigned layouts[] = {
 	VBLK_REQ_INDIRECT | VBLK_REQ_MERGE | VBLK_REQ_SCATTER,
 };
 
-static void fill(uint8_t *b, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		b[i] = (uint8_t)x;
-	}
-}
-
 static bool all_zero(const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -144,7 +132,7 @@ static void test_config(void)
 	is(le32toh(cfg->blk_size), 512, "config: blk_size 512");
 	ok(f & (1ull << VIRTIO_BLK_F_MQ), "config: MQ offered with 2 queues");
 	is(le16toh(cfg->num_queues), 2, "config: num_queues 2");
-	is(le32toh(cfg->seg_max), 256 - 2, "config: seg_max = queue size - 2");
+	is(le32toh(cfg->seg_max), 1024 - 2, "config: seg_max = default queue size (1024) - 2");
 	is(le32toh(cfg->size_max), 1 << 20, "config: size_max 1 MiB");
 	ok((f & (1ull << VIRTIO_BLK_F_FLUSH)) && cfg->wce == 1, "config: FLUSH offered, writeback");
 	ok(!(f & (1ull << VIRTIO_BLK_F_RO)), "config: writable export is not RO");
@@ -233,7 +221,7 @@ static void test_matrix(bool packed, bool tiny, unsigned nq, bool event_idx)
 				x->len = sizes[s];
 				x->sector = take_sectors(x->len / SECT);
 				x->seed = seed++;
-				fill(buf, x->len, x->seed);
+				vblk_fill(buf, x->len, x->seed);
 				st = io(c, q, VIRTIO_BLK_T_OUT, x->sector, buf, x->len, NULL, 0,
 					layouts[l], NULL);
 				if (st != VIRTIO_BLK_S_OK) {
@@ -259,7 +247,7 @@ static void test_matrix(bool packed, bool tiny, unsigned nq, bool event_idx)
 		is(io(c, q, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 		   "%s: FLUSH on queue %u", what, q);
 	for (unsigned i = 0; i < nw; i++) {
-		fill(buf, w[i].len, w[i].seed);
+		vblk_fill(buf, w[i].len, w[i].seed);
 		if (!image_has(w[i].sector, buf, w[i].len))
 			img_bad++;
 	}
@@ -277,8 +265,9 @@ out:
  */
 static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 {
-	enum { MAXPER = 256, LEN = 4096, ROUNDS = 4 };
-	struct vblk_client_opts o = { .num_queues = nq, .packed = packed, .queue_size = qsize };
+	enum { MAXPER = 1024, LEN = 4096, ROUNDS = 4 };
+	struct vblk_client_opts o = { .num_queues = nq, .packed = packed, .queue_size = qsize,
+				      .mem_size = (size_t)nq * per * 8192 + (4u << 20) };
 	static struct vblk_req req[2][MAXPER];
 	static uint8_t req_failed = 0xff;
 	static uint64_t base[2][MAXPER];
@@ -310,7 +299,7 @@ static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 				}
 				if (!reading) {
 					base[q][i] = take_sectors(LEN / SECT);
-					fill(buf, LEN, base[q][i]);
+					vblk_fill(buf, LEN, base[q][i]);
 				}
 				if (vblk_client_submit(c, q, &req[q][i],
 						       reading ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
@@ -339,7 +328,7 @@ static void test_batches(bool packed, unsigned nq, unsigned qsize, unsigned per)
 					continue;
 				}
 				if (reading) {
-					fill(buf, LEN, base[q][i]);
+					vblk_fill(buf, LEN, base[q][i]);
 					if (memcmp(buf, r->in_data, LEN))
 						bad++;
 				}
@@ -380,7 +369,7 @@ static void test_types(void)
 	is(used, 21, "GET_ID: used length 20 + status");
 
 	/* DISCARD: the range reads back as zeroes, in the device and the file. */
-	fill(buf, 1 << 16, 77);
+	vblk_fill(buf, 1 << 16, 77);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, s, buf, 1 << 16, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "DISCARD: pattern written");
 	seg = (struct virtio_blk_discard_write_zeroes){ .sector = htole64(s + 8),
@@ -399,7 +388,7 @@ static void test_types(void)
 	for (int unmap = 0; unmap < 2; unmap++) {
 		uint64_t ws = s + 256 + (uint64_t)unmap * 256;
 
-		fill(buf, 1 << 16, 78 + (uint64_t)unmap);
+		vblk_fill(buf, 1 << 16, 78 + (uint64_t)unmap);
 		io(c, 1, VIRTIO_BLK_T_OUT, ws, buf, 1 << 16, NULL, 0, 0, NULL);
 		seg = (struct virtio_blk_discard_write_zeroes){
 			.sector = htole64(ws + 1), .num_sectors = htole32(7),
@@ -443,7 +432,7 @@ static void test_types(void)
 	is(io(c, 1, 10 /* GET_LIFETIME, not offered */, 0, NULL, 0, back, 16, 0, NULL),
 	   VIRTIO_BLK_S_UNSUPP, "GET_LIFETIME (not offered): UNSUPP");
 	/* And the queues still serve after all of that. */
-	fill(buf, 4096, 79);
+	vblk_fill(buf, 4096, 79);
 	is(io(c, 1, VIRTIO_BLK_T_OUT, s, buf, 4096, NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "a good write after the errors");
 out:
@@ -471,7 +460,7 @@ static void test_read_only(void)
 	is(io(c, 0, VIRTIO_BLK_T_IN, 8, NULL, 0, back, sizeof(back), 0, NULL), VIRTIO_BLK_S_OK,
 	   "read-only export: read OK");
 	ok(memcmp(back, want + 8 * SECT, sizeof(back)) == 0, "read-only export: read the image");
-	fill(buf, sizeof(buf), 99);
+	vblk_fill(buf, sizeof(buf), 99);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, 8, buf, sizeof(buf), NULL, 0, 0, NULL), VIRTIO_BLK_S_IOERR,
 	   "read-only export: write gets IOERR");
 	is(io(c, 0, VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg), NULL, 0, 0, NULL),
@@ -504,7 +493,7 @@ static void test_null(void)
 	if (!ok(ret == 0, "null export: connect"))
 		return;
 	is(le64toh(vblk_client_config(c)->capacity), NULL_SIZE / SECT, "null export: capacity");
-	fill(buf, sizeof(buf), 5);
+	vblk_fill(buf, sizeof(buf), 5);
 	is(io(c, 0, VIRTIO_BLK_T_OUT, 1000, buf, sizeof(buf), NULL, 0, 0, NULL), VIRTIO_BLK_S_OK,
 	   "null export: write OK");
 	is(io(c, 0, VIRTIO_BLK_T_IN, 1000, NULL, 0, back, sizeof(back), 0, NULL),
@@ -534,7 +523,7 @@ static void make_image(const char *path, uint64_t size, bool pattern)
 		b = malloc(size);
 		if (!b)
 			tap_bail("malloc");
-		fill(b, size, 4242);
+		vblk_fill(b, size, 4242);
 		if (pwrite(fd, b, size, 0) != (ssize_t)size)
 			tap_bail("image %s: write", path);
 		free(b);
@@ -592,9 +581,20 @@ int main(int argc, char **argv)
 	for (int packed = 0; packed < 2; packed++) {
 		for (unsigned nq = 1; nq <= 2; nq++)
 			test_batches(packed, nq, 64, 40);
-		test_batches(packed, 2, 256, 256);   /* full rings, the daemon's largest */
+		test_batches(packed, 2, 256, 256);   /* full rings */
+		/* The default --queue-size (1024, what QEMU allows), full: 1024 in flight. */
+		test_batches(packed, 2, 1024, 1024);
 	}
 	test_batches(true, 1, 100, 70);              /* packed: any size, not a power of 2 */
+	/* Every split size (powers of two) and a spread of packed sizes up to 1024. */
+	for (unsigned n = 1; n <= 1024; n *= 2)
+		test_batches(false, 1, n, MIN(n, 16u));
+	{
+		static const unsigned packed_sizes[] = { 1, 3, 7, 100, 511, 1000, 1023 };
+
+		for (unsigned i = 0; i < ARRAY_SIZE(packed_sizes); i++)
+			test_batches(true, 1, packed_sizes[i], MIN(packed_sizes[i], 16u));
+	}
 	test_types();
 	test_read_only();
 	test_null();

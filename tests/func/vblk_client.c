@@ -18,6 +18,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -169,74 +171,167 @@ static int client_set_memory(struct vblk_client *c)
 	return ret;
 }
 
-static int client_setup_queue(struct vblk_client *c, unsigned q)
+/* Fresh driver state for queue q (zeroed ring areas). */
+static int client_queue_reset(struct vblk_client *c, unsigned q)
 {
 	struct client_queue *cq = &c->q[q];
-	unsigned base = c->o.packed ? 0x80008000u : 0;   /* packed: both wrap counters 1 */
-	int ret;
 
-	ret = virtq_drv_init(&cq->drv, c->o.queue_size, c->o.packed, !c->o.no_event_idx,
-			     ring_host(c, q, 0), ring_host(c, q, RING_DRIVER),
-			     ring_host(c, q, RING_DEVICE));
-	if (ret)
-		return ret;
-	ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
-	ret = ret ?: vhost_frontend_set_vring_base(c->f, q, base);
-	ret = ret ?: vhost_frontend_set_vring_addr(c->f, q, 0, ring_uva(c, q, 0),
-						   ring_uva(c, q, RING_DEVICE),
-						   ring_uva(c, q, RING_DRIVER), 0);
-	ret = ret ?: vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
-	ret = ret ?: vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
-	if (!ret && cq->err_fd >= 0)
-		ret = vhost_frontend_set_vring_err(c->f, q, cq->err_fd);
-	ret = ret ?: vhost_frontend_set_vring_enable(c->f, q, true);
+	if (cq->drv.next_free)
+		virtq_drv_fini(&cq->drv);
+	memset(ring_host(c, q, 0), 0, RING_STRIDE);
+	cq->inflight = 0;
+	cq->stuck = false;
+	return virtq_drv_init(&cq->drv, c->o.queue_size, c->o.packed, !c->o.no_event_idx,
+			      ring_host(c, q, 0), ring_host(c, q, RING_DRIVER),
+			      ring_host(c, q, RING_DEVICE));
+}
+
+/* Ring base at a fresh start: packed rings start with both wrap counters 1. */
+static unsigned client_base(const struct vblk_client *c)
+{
+	return c->o.packed ? 0x80008000u : 0;
+}
+
+static int client_set_addr(struct vblk_client *c, unsigned q)
+{
+	return vhost_frontend_set_vring_addr(c->f, q, 0, ring_uva(c, q, 0),
+					     ring_uva(c, q, RING_DEVICE),
+					     ring_uva(c, q, RING_DRIVER), 0);
+}
+
+/* Per-ring messages, in the order a frontend sends them (client_ring). */
+enum ring_step { R_END, R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK, R_ERR, R_ENABLE };
+
+/*
+ * Fresh driver state for queue q, then the frontend's per-ring messages in
+ * its order (@steps ends with R_END). R_ERR only with err_fds.
+ */
+static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
+{
+	struct client_queue *cq = &c->q[q];
+	int ret = client_queue_reset(c, q);
+
+	for (; !ret && *steps != R_END; steps++) {
+		switch (*steps) {
+		case R_NUM:
+			ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
+			break;
+		case R_BASE:
+			ret = vhost_frontend_set_vring_base(c->f, q, client_base(c));
+			break;
+		case R_ADDR:
+			ret = client_set_addr(c, q);
+			break;
+		case R_CALL:
+			ret = vhost_frontend_set_vring_call(c->f, q, cq->call_fd);
+			break;
+		case R_KICK:
+			ret = vhost_frontend_set_vring_kick(c->f, q, cq->kick_fd);
+			break;
+		case R_ERR:
+			if (cq->err_fd >= 0)
+				ret = vhost_frontend_set_vring_err(c->f, q, cq->err_fd);
+			break;
+		case R_ENABLE:
+			ret = vhost_frontend_set_vring_enable(c->f, q, true);
+			break;
+		}
+	}
 	return ret;
 }
 
-/* The QEMU 7.2 vhost-user-blk order, for every queue. */
-static int client_handshake(struct vblk_client *c)
+/* Run client_ring on every queue, then (if @enable) enable every queue. */
+static int client_rings(struct vblk_client *c, const uint8_t *steps, bool enable)
 {
-	uint64_t want = (1ull << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
-			(1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
-			(1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_TOPOLOGY) |
-			(1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_CONFIG_WCE) |
-			(1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_MQ) |
-			(1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
-	uint64_t need = (1ull << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
-	uint64_t proto_need = (1ull << VHOST_USER_PROTOCOL_F_MQ) |
-			      (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-			      (1ull << VHOST_USER_PROTOCOL_F_CONFIG);
-	uint64_t v;
 	unsigned q;
+	int ret = 0;
+
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = client_ring(c, q, steps);
+	for (q = 0; enable && !ret && q < c->o.num_queues; q++)
+		ret = vhost_frontend_set_vring_enable(c->f, q, true);
+	return ret;
+}
+
+/* QEMU 7.2, per ring. */
+static const uint8_t qemu_ring[] = { R_NUM, R_BASE, R_ADDR, R_KICK, R_CALL, R_ERR, R_ENABLE,
+				     R_END };
+
+/* Virtio features we ask for, and those we cannot do without. */
+static void client_features(const struct vblk_client *c, uint64_t *want, uint64_t *need)
+{
+	*want = (1ull << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
+		(1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
+		(1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_TOPOLOGY) |
+		(1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_CONFIG_WCE) |
+		(1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_MQ) |
+		(1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+	*need = (1ull << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+	if (!c->o.no_event_idx)
+		*need |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+	if (!c->o.no_indirect)
+		*need |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
+	if (c->o.packed)
+		*need |= 1ull << VIRTIO_F_RING_PACKED;
+	if (c->o.flavor == VBLK_FLAVOR_LEGACY) {
+		*want &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+		*need &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+	}
+}
+
+/* GET_FEATURES and check; c->acked gets what we will ack. */
+static int client_get_features(struct vblk_client *c)
+{
+	uint64_t want, need;
 	int ret;
 
-	if (!c->o.no_event_idx)
-		need |= 1ull << VIRTIO_RING_F_EVENT_IDX;
-	if (!c->o.no_indirect)
-		need |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
-	if (c->o.packed)
-		need |= 1ull << VIRTIO_F_RING_PACKED;
-	if (c->nregions > VHOST_USER_MAX_MEM_REGIONS)
-		proto_need |= 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
-
+	client_features(c, &want, &need);
 	ret = vhost_frontend_get_features(c->f, &c->offered);
 	if (ret)
 		return ret;
 	if ((c->offered & need) != need)
 		return -ENOTSUP;
+	c->acked = c->offered & (want | need);
+	return 0;
+}
+
+/* GET_PROTOCOL_FEATURES, check for @need, SET_PROTOCOL_FEATURES @need. */
+static int client_protocol(struct vblk_client *c, uint64_t need)
+{
+	int ret;
+
+	if (c->nregions > VHOST_USER_MAX_MEM_REGIONS)
+		need |= 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
 	ret = vhost_frontend_get_protocol_features(c->f, &c->proto);
 	if (ret)
 		return ret;
-	if ((c->proto & proto_need) != proto_need)
+	if ((c->proto & need) != need)
 		return -ENOTSUP;
-	c->proto = proto_need;
-	ret = vhost_frontend_set_protocol_features(c->f, c->proto);
-	ret = ret ?: vhost_frontend_get_queue_num(c->f, &v);
-	if (ret)
-		return ret;
-	if (v < c->o.num_queues)
-		return -ENOTSUP;
-	ret = vhost_frontend_get_max_mem_slots(c->f, &v);
+	c->proto = need;
+	return vhost_frontend_set_protocol_features(c->f, c->proto);
+}
+
+static int client_check_queue_num(struct vblk_client *c)
+{
+	uint64_t v;
+	int ret = vhost_frontend_get_queue_num(c->f, &v);
+
+	return ret ? ret : v < c->o.num_queues ? -ENOTSUP : 0;
+}
+
+#define PROTO(x) (1ull << VHOST_USER_PROTOCOL_F_##x)
+
+/* The QEMU 7.2 vhost-user-blk order, for every queue. */
+static int client_handshake(struct vblk_client *c)
+{
+	uint64_t v;
+	unsigned q;
+	int ret;
+
+	ret = client_get_features(c);
+	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG));
+	ret = ret ?: client_check_queue_num(c);
+	ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
 	if (ret)
 		return ret;
 	if (v < c->nregions)
@@ -245,14 +340,186 @@ static int client_handshake(struct vblk_client *c)
 	ret = ret ?: vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
 	for (q = 0; !ret && q < c->o.num_queues; q++)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
-	if (ret)
-		return ret;
-	c->acked = c->offered & (want | need);
-	ret = vhost_frontend_set_features(c->f, c->acked);
+	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 	ret = ret ?: client_set_memory(c);
+	return ret ?: client_rings(c, qemu_ring, false);
+}
+
+/*
+ * SPDK's virtio-user (lib/virtio/virtio_vhost_user.c, as bdevperf uses it):
+ * SET_OWNER at init; SET_FEATURES *before* the protocol features (MQ and
+ * CONFIG only: no REPLY_ACK, so nothing is ever acked); the whole config
+ * space read as offset 0, size 256, expecting exactly 256 bytes back;
+ * SET_VRING_ENABLE for each queue before anything else about it; at
+ * DRIVER_OK: GET_QUEUE_NUM, every call fd, SET_MEM_TABLE followed by a
+ * GET_FEATURES as a barrier, then per queue NUM, BASE 0, ADDR, KICK (the
+ * kick last: "vhost depends on this msg to judge if virtio is ready").
+ */
+static int client_start_spdk(struct vblk_client *c, bool init)
+{
+	uint8_t cfg[VHOST_USER_MAX_CONFIG_SIZE];
+	uint64_t v;
+	unsigned q;
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(CONFIG));
+		ret = ret ?: vhost_frontend_get_config(c->f, 0, cfg, sizeof(cfg));
+		if (ret)
+			return ret;
+		memcpy(&c->cfg, cfg, sizeof(c->cfg));
+		for (q = 0; !ret && q < c->o.num_queues; q++)
+			ret = vhost_frontend_set_vring_enable(c->f, q, true);
+	}
+	ret = ret ?: client_check_queue_num(c);
 	for (q = 0; !ret && q < c->o.num_queues; q++)
-		ret = client_setup_queue(c, q);
+		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
+	ret = ret ?: client_set_memory(c);
+	ret = ret ?: vhost_frontend_get_features(c->f, &v);
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_KICK, R_END },
+				   false);
+}
+
+/*
+ * DPDK's virtio_user (drivers/net/virtio/virtio_user, releases that stop
+ * with RESET_OWNER): SET_OWNER, features and protocol features (MQ,
+ * REPLY_ACK) at init; at start every call fd, then SET_FEATURES, the
+ * memory table (acked), per queue NUM, BASE, ADDR, KICK, and only then
+ * SET_VRING_ENABLE. A restart after RESET_OWNER repeats the start on the
+ * same connection, without a new SET_OWNER.
+ */
+static int client_start_dpdk(struct vblk_client *c, bool init)
+{
+	unsigned q;
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK));
+		if (ret)
+			return ret;
+	}
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
+	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+	ret = ret ?: client_set_memory(c);
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_KICK, R_END },
+				   true);
+}
+
+/*
+ * The rust-vmm vhost crate's Frontend as cloud-hypervisor's vhost-user-blk
+ * drives it (virtio-devices/src/vhost_user/vu_common_ctrl.rs): SET_OWNER,
+ * GET/SET_FEATURES, then the protocol features (with CONFIGURE_MEM_SLOTS);
+ * with REPLY_ACK every later message carries NEED_REPLY, GETs included
+ * (which must still get exactly one reply); GET_QUEUE_NUM, GET_CONFIG of
+ * the config struct. At activation SET_FEATURES again, the memory as one
+ * ADD_MEM_REG per region, SET_VRING_NUM for *every* queue first ("it could
+ * tell backends, like SPDK, how many virt queues"), then per queue ADDR,
+ * BASE, CALL, KICK, and SET_VRING_ENABLE for all once all are set up. Its
+ * reset is SET_VRING_ENABLE 0 + GET_VRING_BASE queue by queue, and a
+ * re-activation sets the rings up again.
+ */
+static int client_start_rust_vmm(struct vblk_client *c, bool init)
+{
+	uint64_t v;
+	unsigned q, i;
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG) |
+					     PROTO(CONFIGURE_MEM_SLOTS));
+		ret = ret ?: vhost_frontend_send(c->f, VHOST_USER_GET_QUEUE_NUM,
+						 VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK,
+						 NULL, 0, NULL, 0);
+		ret = ret ?: vhost_frontend_recv_reply(c->f, VHOST_USER_GET_QUEUE_NUM, &v,
+						       sizeof(v), NULL);
+		if (ret)
+			return ret;
+		if (v < c->o.num_queues)
+			return -ENOTSUP;
+		ret = vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+		ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
+		if (ret)
+			return ret;
+		if (v < c->nregions)
+			return -ENOTSUP;
+		for (i = 0; !ret && i < c->nregions; i++)
+			ret = vhost_frontend_add_mem_reg(c->f, &c->regions[i], c->memfd);
+	}
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
+	return ret ?: client_rings(c, (const uint8_t[]){ R_ADDR, R_BASE, R_CALL, R_KICK, R_END },
+				   true);
+}
+
+/*
+ * A frontend without protocol features (VHOST_USER_F_PROTOCOL_FEATURES
+ * not acked, as the vhost-user spec still allows): rings are enabled from
+ * the start and run at SET_VRING_KICK; no config space, no acks.
+ */
+static int client_start_legacy(struct vblk_client *c, bool init)
+{
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+		ret = ret ?: client_set_memory(c);
+	}
+	return ret ?: client_rings(c, (const uint8_t[]){ R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK,
+							R_END }, false);
+}
+
+static int client_start(struct vblk_client *c, bool init)
+{
+	switch (c->o.flavor) {
+	case VBLK_FLAVOR_SPDK:
+		return client_start_spdk(c, init);
+	case VBLK_FLAVOR_DPDK:
+		return client_start_dpdk(c, init);
+	case VBLK_FLAVOR_RUST_VMM:
+		return client_start_rust_vmm(c, init);
+	case VBLK_FLAVOR_LEGACY:
+		return client_start_legacy(c, init);
+	case VBLK_FLAVOR_QEMU:
+		break;
+	}
+	return init ? client_handshake(c) : client_rings(c, qemu_ring, false);
+}
+
+int vblk_client_stop(struct vblk_client *c)
+{
+	unsigned q, base;
+	int ret = 0;
+
+	/* DPDK disables every ring, then resets; rust-vmm disables and stops
+	 * queue by queue; the others stop each ring with GET_VRING_BASE. */
+	if (c->o.flavor == VBLK_FLAVOR_DPDK) {
+		for (q = 0; !ret && q < c->o.num_queues; q++)
+			ret = vhost_frontend_set_vring_enable(c->f, q, false);
+		return ret ?: vhost_frontend_reset_owner(c->f);
+	}
+	for (q = 0; !ret && q < c->o.num_queues; q++) {
+		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM)
+			ret = vhost_frontend_set_vring_enable(c->f, q, false);
+		ret = ret ?: vhost_frontend_get_vring_base(c->f, q, &base);
+	}
 	return ret;
+}
+
+int vblk_client_restart(struct vblk_client *c)
+{
+	return client_start(c, false);
 }
 
 int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
@@ -304,7 +571,7 @@ int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
 	if (ret)
 		goto err_free;
 	vhost_frontend_set_timeout(c->f, c->o.timeout_ms);
-	ret = client_handshake(c);
+	ret = client_start(c, true);
 	if (ret)
 		goto err_free;
 	*out = c;
@@ -672,4 +939,60 @@ void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 	 * adds a good request after a bad chain to see it is not served. */
 	d->next_avail = idx;
 	d->avail_wrap_counter = wrap;
+}
+
+/* ---- test helpers -------------------------------------------------------- */
+
+void vblk_fill(uint8_t *b, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)x;
+	}
+}
+
+bool vblk_client_rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsigned flags,
+			  int timeout_ms)
+{
+	uint8_t buf[4096], back[4096], st = 0xff;
+	uint64_t sector = (seed % 8000) * 8;
+	int ret;
+
+	vblk_fill(buf, sizeof(buf), seed);
+	ret = vblk_client_io(c, q, VIRTIO_BLK_T_OUT, sector, buf, sizeof(buf), NULL, 0, flags,
+			     timeout_ms, &st, NULL);
+	if (ret || st != VIRTIO_BLK_S_OK) {
+		printf("# write q%u: %s, status %u\n", q, ret ? strerror(-ret) : "done", st);
+		return false;
+	}
+	ret = vblk_client_io(c, q, VIRTIO_BLK_T_IN, sector, NULL, 0, back, sizeof(back), flags,
+			     timeout_ms, &st, NULL);
+	if (ret || st != VIRTIO_BLK_S_OK || memcmp(buf, back, sizeof(buf))) {
+		printf("# read q%u: %s, status %u\n", q, ret ? strerror(-ret) : "done", st);
+		return false;
+	}
+	return true;
+}
+
+bool vblk_sock_closed_by_peer(int fd, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (timeout_ms % 1000) * 1000 };
+	char buf[512];
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return false;
+	}
 }

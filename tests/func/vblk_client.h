@@ -28,6 +28,15 @@
 /* Guest physical base of the memfd: not 0, so "GPA == offset" bugs show. */
 #define VBLK_CLIENT_GPA_BASE   0x100000000ull
 
+/* Whose vhost-user message sequence the client replays (see vblk_client.c). */
+enum vblk_client_flavor {
+	VBLK_FLAVOR_QEMU = 0,   /* QEMU 7.2 vhost-user-blk */
+	VBLK_FLAVOR_SPDK,       /* SPDK virtio-user (lib/virtio/virtio_vhost_user.c) */
+	VBLK_FLAVOR_DPDK,       /* DPDK virtio_user, stopping with RESET_OWNER */
+	VBLK_FLAVOR_RUST_VMM,   /* rust-vmm vhost Frontend, as cloud-hypervisor uses it */
+	VBLK_FLAVOR_LEGACY,     /* no protocol features at all */
+};
+
 struct vblk_client_opts {
 	unsigned num_queues;    /* queues to set up: 1..VBLK_CLIENT_MAX_QUEUES (0 = 1) */
 	unsigned queue_size;    /* ring size (0 = 128) */
@@ -44,6 +53,7 @@ struct vblk_client_opts {
 	size_t region_size;
 	bool err_fds;           /* give every queue an error eventfd (SET_VRING_ERR) */
 	unsigned timeout_ms;    /* vhost-user reply timeout (0 = 5000) */
+	enum vblk_client_flavor flavor;
 };
 
 struct vblk_client;
@@ -55,6 +65,15 @@ struct vblk_client;
  */
 int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
 			struct vblk_client **out);
+/*
+ * vblk_client_stop - stop the device the way the flavor's frontend does
+ * (GET_VRING_BASE on every queue; DPDK: disable, RESET_OWNER; rust-vmm:
+ * disable, GET_VRING_BASE). Requests must have completed.
+ */
+int vblk_client_stop(struct vblk_client *c);
+/* vblk_client_restart - after a stop, start again on the same connection
+ * (fresh rings), as the flavor's frontend does. */
+int vblk_client_restart(struct vblk_client *c);
 /* Disconnect and free (the daemon resets the device). NULL is a no-op. */
 void vblk_client_destroy(struct vblk_client *c);
 
@@ -157,6 +176,21 @@ void vblk_client_raw_publish_split(struct vblk_client *c, unsigned q, uint16_t h
  */
 void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 				    const struct vring_packed_desc *descs, unsigned n);
+
+/* ---- test helpers ---------------------------------------------------------- */
+
+/* A reproducible pattern of @n bytes for @seed. */
+void vblk_fill(uint8_t *b, size_t n, uint64_t seed);
+/*
+ * Write a 4 KiB pattern (from @seed, which also picks the sector) through
+ * queue q and read it back. True if both completed OK with the same data;
+ * otherwise says what went wrong as a TAP comment.
+ */
+bool vblk_client_rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsigned flags,
+			  int timeout_ms);
+/* True once the peer closed @fd: EOF or reset within @timeout_ms (bytes
+ * before the EOF, such as replies, are read and skipped). */
+bool vblk_sock_closed_by_peer(int fd, int timeout_ms);
 
 /* The daemon process: struct vblkd_proc and vblkd_proc_*() are in fixture/fixture.h. */
 

@@ -844,6 +844,61 @@ static void gen_vhost(void)
 	emit("fuzz_vhost_msg", &b, "legacy-no-protocol-features");
 	b.len = 0;
 
+	/* SPDK virtio-user: features before protocol features (no REPLY_ACK),
+	 * GET_CONFIG of 256 bytes, enable before anything else, memory then a
+	 * GET_FEATURES barrier, kick last, stop with GET_VRING_BASE. */
+	{
+		struct vhost_msg_config c256 = { .offset = 0, .size = VHOST_USER_MAX_CONFIG_SIZE };
+
+		buf_u8(&b, FV_S_POP);
+		msg(&b, VHOST_USER_SET_OWNER, V1, 0, NULL, 0);
+		msg(&b, VHOST_USER_GET_FEATURES, V1, 0, NULL, 0);
+		msg_u64(&b, VHOST_USER_SET_FEATURES, V1, 0, fsplit);
+		msg(&b, VHOST_USER_GET_PROTOCOL_FEATURES, V1, 0, NULL, 0);
+		msg_u64(&b, VHOST_USER_SET_PROTOCOL_FEATURES, V1, 0,
+			(1ull << VHOST_USER_PROTOCOL_F_MQ) | (1ull << VHOST_USER_PROTOCOL_F_CONFIG));
+		msg(&b, VHOST_USER_GET_CONFIG, V1, 0, &c256,
+		    VHOST_USER_CONFIG_HDR_SIZE + VHOST_USER_MAX_CONFIG_SIZE);
+		msg_state(&b, VHOST_USER_SET_VRING_ENABLE, V1, 0, 1);
+		msg(&b, VHOST_USER_GET_QUEUE_NUM, V1, 0, NULL, 0);
+		msg_u64(&b, VHOST_USER_SET_VRING_CALL, V1, KIND_EVENT | 1, 0);
+		msg_mem_table(&b, V1, NULL, 0);
+		msg(&b, VHOST_USER_GET_FEATURES, V1, 0, NULL, 0);
+		msg_state(&b, VHOST_USER_SET_VRING_NUM, V1, 0, 256);
+		msg_state(&b, VHOST_USER_SET_VRING_BASE, V1, 0, 0);
+		msg_addr(&b, V1, 0);
+		msg_u64(&b, VHOST_USER_SET_VRING_KICK, V1, KIND_EVENT | 1, 0);
+		msg_state(&b, VHOST_USER_GET_VRING_BASE, V1, 0, 0);
+		emit("fuzz_vhost_msg", &b, "spdk-virtio-user");
+		b.len = 0;
+	}
+
+	/* Ring sizes refused: NACKed with an ack asked for; without, the ring
+	 * reports on its error fd until a valid size repairs it. DPDK-style
+	 * RESET_OWNER stop and restart on the same connection. NEED_REPLY on
+	 * GETs (rust-vmm). Hundreds of GETs in a row. */
+	buf_u8(&b, FV_S_POP | FV_S_ASYNC_STOP);
+	qemu_prefix(&b, ACK, fsplit);
+	msg_state(&b, VHOST_USER_SET_VRING_NUM, ACK, 0, 2048);
+	msg_state(&b, VHOST_USER_SET_VRING_NUM, ACK, 1, 100);
+	msg_u64(&b, VHOST_USER_SET_VRING_ERR, V1, KIND_EVENT | 1, 1);
+	msg_state(&b, VHOST_USER_SET_VRING_NUM, V1, 1, 0);
+	ring_up(&b, ACK, 0, 256, 0);
+	ring_up(&b, V1, 1, 64, 0);
+	msg(&b, VHOST_USER_GET_QUEUE_NUM, ACK, 0, NULL, 0);
+	msg(&b, VHOST_USER_GET_MAX_MEM_SLOTS, ACK, 0, NULL, 0);
+	msg_state(&b, VHOST_USER_SET_VRING_ENABLE, ACK, 0, 0);
+	msg(&b, VHOST_USER_RESET_OWNER, ACK, 0, NULL, 0);
+	msg_u64(&b, VHOST_USER_SET_VRING_CALL, ACK, KIND_EVENT | 1, 0);
+	msg_u64(&b, VHOST_USER_SET_FEATURES, ACK, 0, fsplit);
+	msg_mem_table(&b, ACK, NULL, 0);
+	ring_up(&b, ACK, 0, 128, 0);
+	for (unsigned i = 0; i < 300; i++)
+		msg(&b, i % 2 ? VHOST_USER_GET_PROTOCOL_FEATURES : VHOST_USER_GET_FEATURES, V1, 0,
+		    NULL, 0);
+	emit("fuzz_vhost_msg", &b, "ring-size-reset-owner-pipeline");
+	b.len = 0;
+
 	/* Malformed messages, each closing the connection (listening: the
 	 * fuzzer reconnects and goes on). */
 	buf_u8(&b, FV_S_LISTEN);

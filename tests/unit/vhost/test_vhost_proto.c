@@ -193,6 +193,8 @@ static void test_config(struct env *e)
 {
 	struct vhost_frontend *f = fe_connect(e);
 	uint8_t buf[T_CONFIG_SIZE], w[4] = { 1, 2, 3, 4 };
+	static const uint8_t zeroes[VHOST_USER_MAX_CONFIG_SIZE];
+	uint8_t big[VHOST_USER_MAX_CONFIG_SIZE];
 	int disc = DEV(e, disconnects);
 	uint64_t feat;
 
@@ -205,6 +207,20 @@ static void test_config(struct env *e)
 	is(vhost_frontend_get_config(f, 20, buf, 8), 0, "config at offset 20");
 	ok(memcmp(buf, e->dev.config + 20, 8) == 0, "offset honoured");
 	is(vhost_frontend_get_config(f, T_CONFIG_SIZE, buf, 0), 0, "empty read at the end");
+	/* SPDK's virtio-user reads offset 0, size 256 and wants 256 bytes. */
+	memset(big, 0xaa, sizeof(big));
+	is(vhost_frontend_get_config(f, 0, big, sizeof(big)), 0, "256-byte read answered");
+	ok(memcmp(big, e->dev.config, T_CONFIG_SIZE) == 0 &&
+	   !memcmp(big + T_CONFIG_SIZE, zeroes, sizeof(big) - T_CONFIG_SIZE),
+	   "device bytes, then zeroes past the config size");
+	memset(big, 0xaa, sizeof(big));
+	is(vhost_frontend_get_config(f, T_CONFIG_SIZE + 4, big, 8), 0, "read past the config size");
+	ok(!memcmp(big, zeroes, 8), "reads zeroes");
+	is(vhost_frontend_get_config(f, 250, big, 8), -EIO,
+	   "read beyond 256 bytes refused with an empty reply");
+	is(vhost_frontend_get_config(f, 0xffffffffu, big, 8), -EIO,
+	   "read at an overflowing offset refused");
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after refused reads");
 	is(vhost_frontend_set_config(f, 32, w, 4, VHOST_SET_CONFIG_TYPE_FRONTEND), 0, "SET_CONFIG acked");
 	is(DEV(e, set_config_calls), 1, "ops->set_config called");
 	ok(DEV(e, set_cfg_off) == 32 && DEV(e, set_cfg_len) == 4 &&
@@ -215,6 +231,122 @@ static void test_config(struct env *e)
 	is(vhost_frontend_set_config(f, T_CONFIG_SIZE - 2, w, 4, 0), -EIO,
 	   "SET_CONFIG past the end is nacked");
 	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after nacks");
+	vhost_frontend_destroy(f);
+	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
+}
+
+/*
+ * Ring sizes we cannot serve: refused, the connection stays. With
+ * REPLY_ACK a NACK; without an ack the ring reports on its error fd and
+ * never starts until a valid size arrives.
+ */
+static void test_ring_size_refused(struct env *e)
+{
+	static const unsigned bad_sizes[] = { 0, 100, 2048, 65536 };
+	struct vhost_frontend *f = fe_connect(e);
+	int kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
+	int err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int disc = DEV(e, disconnects), starts0 = DEV(e, starts);
+	unsigned base = 0;
+	uint64_t feat, v;
+
+	diag("SET_VRING_NUM beyond the largest size: refused, not fatal");
+	if (!f)
+		return;
+	is(negotiate(f, FEAT_SPLIT), 0, "negotiated (REPLY_ACK on)");
+	is(set_mem(e, f), 0, "memory");
+	for (unsigned i = 0; i < ARRAY_SIZE(bad_sizes); i++)
+		is(vhost_frontend_set_vring_num(f, 0, bad_sizes[i]), -EIO,
+		   "split ring of %u: NACK", bad_sizes[i]);
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after the NACKs");
+	is(start_ring(f, 0, kick, call, T_MAX_QSIZE), 0, "a ring of the largest size starts");
+	ok(WAIT_FOR(e, e->dev.starts == starts0 + 1), "started");
+	is(vhost_frontend_get_vring_base(f, 0, &base), 0, "stopped");
+
+	/* The same without asking for an ack: nobody to tell but the error fd. */
+	vhost_frontend_set_reply_ack(f, false);
+	is(vhost_frontend_set_vring_err(f, 1, err), 0, "SET_VRING_ERR");
+	is(vhost_frontend_set_vring_num(f, 1, 2048), 0, "SET_VRING_NUM 2048 without an ack");
+	is(vhost_frontend_get_features(f, &feat), 0, "connection alive");
+	ok(read(err, &v, sizeof(v)) == sizeof(v), "the ring's error eventfd fired");
+	is(vhost_frontend_set_vring_base(f, 1, 0), 0, "base");
+	is(vhost_frontend_set_vring_addr(f, 1, 0, ring_uva(1, T_DESC), ring_uva(1, T_USED),
+					 ring_uva(1, T_AVAIL), 0), 0, "addr");
+	is(vhost_frontend_set_vring_kick(f, 1, kick), 0, "kick");
+	is(vhost_frontend_set_vring_enable(f, 1, true), 0, "enable");
+	is(vhost_frontend_get_features(f, &feat), 0, "sync");
+	is(DEV(e, starts), starts0 + 1, "the refused ring does not start");
+	is(vhost_frontend_set_vring_num(f, 1, 512), 0, "a valid size afterwards");
+	is(vhost_frontend_get_features(f, &feat), 0, "sync");
+	is(DEV(e, starts), starts0 + 2, "repairs it: the ring starts");
+	vhost_frontend_destroy(f);
+	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
+	close(kick);
+	close(call);
+	close(err);
+}
+
+struct pipeline {
+	int fd;
+	unsigned n, sent;
+	int err;
+};
+
+/* Send n requests, blocking: the backend may stop reading meanwhile. */
+static void *pipeline_send(void *arg)
+{
+	struct pipeline *p = arg;
+	struct vhost_msg_hdr h = { .flags = VHOST_USER_VERSION };
+
+	for (p->sent = 0; p->sent < p->n; p->sent++) {
+		h.request = p->sent % 2 ? VHOST_USER_GET_PROTOCOL_FEATURES : VHOST_USER_GET_FEATURES;
+		if (send(p->fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
+			p->err = errno;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A frontend that sends thousands of requests before reading a single
+ * reply fills the backend's socket with replies: the backend must wait
+ * (stop reading), not hang up. Then every reply arrives, in order.
+ */
+static void test_pipelined_requests(struct env *e)
+{
+	struct vhost_frontend *f = fe_connect(e);
+	struct pipeline p = { .n = 5000 };
+	unsigned got = 0, wrong = 0;
+	int disc = DEV(e, disconnects);
+	pthread_t t;
+	uint64_t feat;
+
+	diag("%u requests pipelined before any reply is read", p.n);
+	if (!f)
+		return;
+	p.fd = vhost_frontend_fd(f);
+	if (pthread_create(&t, NULL, pipeline_send, &p))
+		tap_bail("pthread_create");
+	/* Give the replies time to pile up (not a timed check: any wait works). */
+	for (int i = 0; i < 100 && p.sent < p.n && !p.err; i++)
+		usleep(10000);
+	for (; got < p.n; got++) {
+		struct vhost_msg m;
+		uint32_t want = got % 2 ? VHOST_USER_GET_PROTOCOL_FEATURES :
+			       VHOST_USER_GET_FEATURES;
+
+		if (vhost_frontend_recv(f, &m))
+			break;
+		if (m.hdr.request != want || m.hdr.size != 8)
+			wrong++;
+	}
+	pthread_join(t, NULL);
+	is(p.err, 0, "every request sent");
+	is(got, p.n, "every reply arrived");
+	is(wrong, 0, "each the right reply, in order");
+	is(vhost_frontend_get_features(f, &feat), 0, "the connection still works");
+	is(DEV(e, disconnects), disc, "never disconnected");
 	vhost_frontend_destroy(f);
 	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1), "disconnected");
 }
@@ -512,6 +644,8 @@ int main(void)
 	test_no_protocol_features(&e);
 	test_packed(&e);
 	test_config(&e);
+	test_ring_size_refused(&e);
+	test_pipelined_requests(&e);
 	test_mem_slots(&e);
 	test_async_stop(&e);
 	test_reset_owner(&e);
