@@ -11,12 +11,15 @@
 #   destination stale, and a read that completes across the switch-over is
 #   then checked against the previous contents of its buffer: verify fails.
 # - Writers: two fio jobs write at random with mixed block sizes (crc32c,
-#   --verify_backlog) in the rest of the disk for RUN_S seconds, then verify
-#   every block written.
+#   --verify_backlog) in the rest of the disk, 10 s rounds, each verifying
+#   every block it wrote.
+# Both go on until the host writes VBLK-E2E-MIGRATED into the disk's last
+# 4 KiB (after its last migration), or RUN_S seconds at most.
 # Then the host-written first MiB must be unchanged and dmesg clean.
 . /e2e-common.sh
 
-RUN_S=${EXPECT_RUN_S:-60}
+RUN_S=${EXPECT_RUN_S:-150}
+ROUND_S=10
 DEADLINE=${EXPECT_FIO_DEADLINE:-30}
 READ_MB=64
 # Writer regions: what is left after the first MiB and the readers, halved.
@@ -36,18 +39,25 @@ read_jobs() {
 write_jobs() {
 	fio --filename="$DEV" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw=randwrite --bssplit=4k/60:16k/30:64k/10 --size="${WRITE_MB}M" \
-		--time_based --runtime="$RUN_S" \
+		--time_based --runtime="$ROUND_S" \
 		--verify=crc32c --do_verify=1 --verify_backlog=64 --verify_fatal=1 --verify_dump=0 \
 		--group_reporting --eta=never \
 		--name=w0 --offset="${W0}M" --cpus_allowed=0 \
 		--name=w1 --offset="$((W0 + WRITE_MB))M" --cpus_allowed=1
 }
 
-# Verify passes over the reader regions until RUN_S seconds have gone by.
+T0=$(date +%s)
+# More I/O wanted: the host has not written its flag, and RUN_S not over.
+go_on() {
+	[ $(($(date +%s) - T0)) -lt "$RUN_S" ] || return 1
+	! dd if="$DEV" bs=4096 skip=$(($(cat "/sys/block/$NAME/size") / 8 - 1)) count=1 \
+		iflag=direct 2>/dev/null | grep -q VBLK-E2E-MIGRATED
+}
+
+# Verify passes over the reader regions until the host is done.
 read_loop() {
-	t0=$(date +%s)
 	n=0
-	while [ $(($(date +%s) - t0)) -lt "$RUN_S" ]; do
+	while go_on; do
 		if ! read_jobs --verify_only=1 >/tmp/pass.log 2>&1; then
 			cat /tmp/pass.log
 			echo "verify pass $((n + 1)) failed"
@@ -64,12 +74,19 @@ rc=0
 run_fio "fill the reader regions (2 x ${READ_MB} MiB)" "$DEADLINE" read_jobs --do_verify=0 || rc=$?
 [ "$rc" -eq 2 ] && give_up
 echo "VBLK-E2E-IO-STARTED"
+T0=$(date +%s)
 read_loop >/tmp/readers.log 2>&1 &
 rpid=$!
-rc=0
-run_fio "fio randwrite ${RUN_S}s + verify while migrating (2 jobs, ${WRITE_MB} MiB regions)" \
-	$((RUN_S + DEADLINE)) write_jobs || rc=$?
-[ "$rc" -eq 2 ] && give_up
+round=0
+while go_on; do
+	round=$((round + 1))
+	rc=0
+	run_fio "writers, round $round: fio randwrite ${ROUND_S}s + verify (2 jobs, ${WRITE_MB} MiB regions)" \
+		$((ROUND_S + DEADLINE)) write_jobs || rc=$?
+	[ "$rc" -eq 2 ] && give_up
+	[ "$rc" -eq 0 ] || break
+done
+go_on && fail "writers stopped before the host was done"
 rc=0
 wait "$rpid" || rc=$?
 cat /tmp/readers.log
