@@ -33,7 +33,7 @@ struct opts {
 	const char *path, *json;
 	enum rw_kind rw;
 	unsigned bs, qd, queues, runtime, rwmix, queue_size;
-	bool poll, packed;
+	bool poll, packed, dirty_log;
 	int cpu;
 	uint64_t size;
 };
@@ -271,6 +271,7 @@ static void usage(FILE *f)
 		"  --size SIZE      use the first SIZE bytes of the device (default all)\n"
 		"  --mode poll|event  completion reaping (default poll)\n"
 		"  --packed         packed ring\n"
+		"  --dirty-log      act as a migrating frontend: the server logs dirty pages\n"
 		"  --cpu N          pin queue i's thread to CPU N+i\n"
 		"  --json FILE      also write the results as JSON (- = stdout)\n");
 }
@@ -288,7 +289,8 @@ int main(int argc, char **argv)
 		{ "qd", 1, NULL, 'q' }, { "queues", 1, NULL, 'Q' }, { "runtime", 1, NULL, 't' },
 		{ "mode", 1, NULL, 'm' }, { "cpu", 1, NULL, 'c' }, { "json", 1, NULL, 'j' },
 		{ "size", 1, NULL, 's' }, { "rwmix", 1, NULL, 'x' }, { "packed", 0, NULL, 'P' },
-		{ "queue-size", 1, NULL, 'S' }, { "help", 0, NULL, 'h' }, { 0 },
+		{ "queue-size", 1, NULL, 'S' }, { "dirty-log", 0, NULL, 'L' },
+		{ "help", 0, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .rw = RW_RANDREAD, .bs = 4096, .qd = 32, .queues = 1, .runtime = 10,
 			  .rwmix = 50, .queue_size = 256, .poll = true, .cpu = -1 };
@@ -327,6 +329,7 @@ int main(int argc, char **argv)
 		case 'x': o.rwmix = (unsigned)atoi(optarg); break;
 		case 'P': o.packed = true; break;
 		case 'S': o.queue_size = (unsigned)atoi(optarg); break;
+		case 'L': o.dirty_log = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -340,6 +343,7 @@ int main(int argc, char **argv)
 	ret = vblk_create(&dev);
 	ret = ret ?: vblk_set_str(dev, "path", o.path);
 	ret = ret ?: vblk_set_bool(dev, "packed", o.packed);
+	ret = ret ?: vblk_set_bool(dev, "dirty-log", o.dirty_log);
 	ret = ret ?: vblk_connect(dev);
 	if (ret)
 		return die("connect", ret);

@@ -332,6 +332,7 @@ static void blk_req_rw(struct blk_dev *dev, struct storage_chan *ch, struct blk_
 
 	req->data = data;
 	req->data_cnt = cnt;
+	req->data_written = write ? 0 : (uint32_t)len;
 	req->used_len = write ? 1 : (uint32_t)len + 1;
 	blk_io_init(req, io, write ? STORAGE_OP_WRITE : STORAGE_OP_READ, sector * BLK_SECTOR_SIZE);
 	io->iov = data;
@@ -355,6 +356,9 @@ static void blk_req_get_id(struct blk_dev *dev, struct blk_req *req, struct iove
 	size_t n = MIN(iov_size(in, in_cnt), (size_t)BLK_ID_BYTES);
 
 	n = iov_from_buf(in, in_cnt, 0, dev->serial, n);
+	req->data = in;
+	req->data_cnt = in_cnt;
+	req->data_written = (uint32_t)n;
 	req->used_len = (uint32_t)n + 1;
 	blk_req_finish(req);
 }
@@ -495,6 +499,7 @@ void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req
 	req->result = VIRTIO_BLK_S_OK;
 	req->data = NULL;
 	req->data_cnt = 0;
+	req->data_written = 0;
 
 	/* The status byte is the last byte of the writable part. */
 	while (in_cnt > 0 && in[in_cnt - 1].iov_len == 0)
@@ -539,4 +544,20 @@ void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req
 		blk_req_fail(req, VIRTIO_BLK_S_UNSUPP);
 		break;
 	}
+}
+
+void blk_req_written(const struct blk_req *req, void (*fn)(void *arg, void *p, size_t len),
+		     void *arg)
+{
+	size_t left = req->data_written;
+
+	for (unsigned i = 0; i < req->data_cnt && left; i++) {
+		size_t n = MIN(left, req->data[i].iov_len);
+
+		if (n)
+			fn(arg, req->data[i].iov_base, n);
+		left -= n;
+	}
+	if (req->status)
+		fn(arg, req->status, 1);
 }

@@ -70,6 +70,7 @@ struct blk_req {
 	uint8_t result;             /* VIRTIO_BLK_S_* accumulated */
 	struct iovec *data;         /* data iovecs: a view into the caller's array */
 	unsigned data_cnt;
+	uint32_t data_written;      /* leading bytes of data the device wrote */
 	struct storage_io io[BLK_MAX_DISCARD_SEG];
 };
 
@@ -87,5 +88,15 @@ struct blk_req {
  */
 void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req *req,
 		    struct iovec *iov, unsigned out_num, unsigned in_num, blk_req_done_cb cb);
+
+/*
+ * blk_req_written - call fn(arg, p, len) for each piece of guest memory
+ * the completed request @req wrote: the data of a read (all of it, even
+ * on error: storage may have filled part), the GET_ID string, the status
+ * byte. Pieces are parts of the request's writable iovecs. For dirty
+ * logging; call it from the completion callback.
+ */
+void blk_req_written(const struct blk_req *req, void (*fn)(void *arg, void *p, size_t len),
+		     void *arg);
 
 #endif

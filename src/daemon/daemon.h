@@ -47,6 +47,9 @@ struct export_params {
 	bool packed;               /* offer VIRTIO_F_RING_PACKED */
 	const char *serial;
 	unsigned msg_timeout_ms;   /* vhost_dev_info.msg_timeout_ms (0: default) */
+	/* Test only (VBLKD_TEST_SKIP_DATA_LOG=1): do not dirty-log request
+	 * data during migration, so the e2e test can show it fails. */
+	bool test_skip_data_log;
 };
 
 struct export;

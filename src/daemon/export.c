@@ -17,6 +17,7 @@
 #include "common/compiler.h"
 #include "common/log.h"
 #include "daemon/export_internal.h"
+#include "vhost/vhost_log.h"
 
 struct ereq {
 	struct blk_req blk;
@@ -38,6 +39,7 @@ struct export {
 	unsigned first;
 	unsigned num_queues;
 	unsigned nstarted;         /* (control thread) queues between start and stop done */
+	bool test_skip_data_log;   /* test only: break migration on purpose */
 	struct equeue queues[VHOST_MAX_QUEUES];
 };
 
@@ -136,12 +138,27 @@ static void equeue_finish_stop(struct equeue *q)
 	loop_post(q->exp->ctrl, export_stop_done, q);
 }
 
+/* blk_req_written callback: one piece of guest memory the request wrote. */
+static void equeue_log_piece(void *arg, void *p, size_t len)
+{
+	struct ereq *r = arg;
+
+	if (r->q->exp->test_skip_data_log && p != r->blk.status)
+		return;
+	if (gmem_log_mark_host(r->q->vr->vq.log, r->mem, p, len))
+		log_rl(LOG_ERR, "%s: dirty log: a buffer is not in guest memory", r->q->exp->name);
+}
+
 static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 {
 	struct ereq *r = container_of(breq, struct ereq, blk);
 	struct equeue *q = r->q;
 	bool was_full = q->vr && q->inflight >= q->vr->vq.num;
 
+	/* Migration: what the request wrote is dirty before the guest can
+	 * see it used (after storage wrote it, so no copy misses it). */
+	if (unlikely(q->vr->vq.log))
+		blk_req_written(&r->blk, equeue_log_piece, r);
 	virtq_fill(&q->vr->vq, &r->elem, used_len);
 	gmem_put(r->mem);
 	equeue_req_put(q, r);
@@ -477,6 +494,10 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	e->niothreads = niothreads;
 	e->first = first;
 	e->num_queues = p->num_queues;
+	e->test_skip_data_log = p->test_skip_data_log;
+	if (e->test_skip_data_log)
+		log_warn("%s: TEST MODE: request data is not dirty-logged; live migration "
+			 "will corrupt the guest", e->name);
 	for (unsigned i = 0; i < p->num_queues; i++) {
 		e->queues[i].exp = e;
 		e->queues[i].t = iothreads[(first + i) % niothreads];
@@ -502,7 +523,9 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	info.max_queue_size = p->queue_size;
 	info.config_size = sizeof(struct virtio_blk_config);
 	info.msg_timeout_ms = p->msg_timeout_ms;
+	/* VHOST_F_LOG_ALL: equeue_req_done logs what requests write. */
 	info.features = blk_dev_features(e->blk) |
+			(1ULL << VHOST_F_LOG_ALL) |
 			(1ULL << VIRTIO_F_VERSION_1) |
 			(1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
 			(1ULL << VIRTIO_RING_F_EVENT_IDX);

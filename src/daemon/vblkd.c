@@ -518,6 +518,10 @@ int main(int argc, char **argv)
 		struct export_params *p = &c.exports[i].p;
 		char name[160];
 
+		/* Test only, see docs/operations.md: never set in production. */
+		p->test_skip_data_log = getenv("VBLKD_TEST_SKIP_DATA_LOG") &&
+					!strcmp(getenv("VBLKD_TEST_SKIP_DATA_LOG"), "1");
+
 		snprintf(name, sizeof(name), "%s", p->socket_path ? p->socket_path : "fd");
 		p->name = name;
 		ret = export_create(p, ctrl, iothreads, niothreads, first, &exports[i]);

@@ -406,3 +406,40 @@ int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
 	}
 	return (int)n;
 }
+
+int gmem_host_to_gpa(const struct gmem *m, const void *p, uint64_t len, uint64_t *gpa)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!m)
+		return -EFAULT;
+	if (len == 0)
+		len = 1;
+	for (unsigned i = 0; i < m->n; i++) {
+		const struct gmem_reg *r = &m->reg[i];
+		uintptr_t base = (uintptr_t)r->host;
+
+		if (a >= base && a - base < r->d.size && len <= r->d.size - (a - base)) {
+			*gpa = r->d.gpa + (a - base);
+			return 0;
+		}
+	}
+	return -EFAULT;
+}
+
+int gmem_uva_to_gpa(const struct gmem *m, uint64_t uva, uint64_t len, uint64_t *gpa)
+{
+	const struct gmem_reg *r;
+	uint64_t last;
+
+	if (!m)
+		return -EFAULT;
+	last = uva + (len ? len : 1) - 1;
+	if (last < uva)
+		return -EFAULT;
+	r = gmem_find_uva(m, uva);
+	if (!r || last > r->uva_last)
+		return -EFAULT;
+	*gpa = r->d.gpa + (uva - r->d.uva);
+	return 0;
+}

@@ -124,4 +124,15 @@ unsigned gmem_guard_reset(struct gmem_guard *g);
 int gmem_guard_watch(struct gmem_guard *g, void *addr, size_t len);
 void gmem_guard_unwatch(int slot);
 
+/*
+ * gmem_host_to_gpa - the guest physical address of host memory
+ * [p, p + len) (len 0 is treated as 1), which must lie inside one region
+ * of @m (as every iovec from gmem_map_iov does). -EFAULT if it does not.
+ * A linear search: for slow paths (dirty logging) only.
+ */
+int gmem_host_to_gpa(const struct gmem *m, const void *p, uint64_t len, uint64_t *gpa);
+
+/* gmem_uva_to_gpa - as gmem_host_to_gpa, for a frontend virtual address. */
+int gmem_uva_to_gpa(const struct gmem *m, uint64_t uva, uint64_t len, uint64_t *gpa);
+
 #endif

@@ -67,6 +67,7 @@ int vblk_create(struct vblk **out)
 	v->num_queues = 1;
 	v->queue_size = 256;
 	v->sock_fd = -1;
+	v->log_fd = -1;
 	v->lib_region = -1;
 	v->next_iova = LIB_IOVA_BASE;
 	*out = v;
@@ -118,6 +119,8 @@ void vblk_destroy(struct vblk **pv)
 	for (i = 0; i < v->nregions; i++)
 		if (v->regions[i].addr)
 			region_release(&v->regions[i]);
+	if (v->log_fd >= 0)
+		close(v->log_fd);
 	free(v->path);
 	free(v);
 	*pv = NULL;
@@ -159,6 +162,10 @@ static int get_num(struct vblk *v, const char *name, uint64_t *val)
 	}
 	if (!strcmp(name, "packed")) {
 		*val = v->packed;
+		return 0;
+	}
+	if (!strcmp(name, "dirty-log")) {
+		*val = v->dirty_log;
 		return 0;
 	}
 	if (!strcmp(name, "mem-region-alignment")) {
@@ -226,6 +233,9 @@ static int set_num(struct vblk *v, const char *name, uint64_t val)
 		bp = &v->poll;
 	else if (!strcmp(name, "packed")) {
 		bp = &v->packed;
+		until = LIB_CONNECTED;
+	} else if (!strcmp(name, "dirty-log")) {
+		bp = &v->dirty_log;
 		until = LIB_CONNECTED;
 	} else {
 		uint64_t dummy;
@@ -390,6 +400,10 @@ int vblk_connect(struct vblk *v)
 	}
 	if (v->packed)
 		need |= FEAT(VIRTIO_F_RING_PACKED);
+	if (v->dirty_log) {
+		need |= FEAT(LIB_F_LOG_ALL);
+		proto_need |= FEAT(VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+	}
 
 	ret = vhost_frontend_connect(v->path, &v->f);
 	if (ret) {
@@ -414,7 +428,8 @@ int vblk_connect(struct vblk *v)
 	if (ret)
 		goto err_proto;
 	if ((v->proto_offered & proto_need) != proto_need) {
-		lib_set_error(0, "server %s lacks vhost-user protocol feature CONFIG", v->path);
+		lib_set_error(0, "server %s lacks vhost-user protocol feature(s) 0x%llx", v->path,
+			      (unsigned long long)(proto_need & ~v->proto_offered));
 		ret = -ENOTSUP;
 		goto err_close;
 	}
@@ -769,6 +784,29 @@ static int queue_start(struct vblk *v, struct vblkq *q)
 	return ret;
 }
 
+/*
+ * The "dirty-log" property: behave like a frontend during live migration
+ * (a log memfd covering LIB_LOG_COVER bytes of IOVA space, SET_LOG_BASE,
+ * LOG_ALL already in the features), so the cost of the server's logging
+ * can be measured. The bits are never read.
+ */
+static int dirty_log_start(struct vblk *v)
+{
+	uint64_t size = LIB_LOG_COVER / 4096 / 8;
+	int fd = memfd_create("libvblk-dirty-log", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	v->log_fd = fd;
+	return vhost_frontend_set_log_base(v->f, fd, size, 0);
+}
+
 int vblk_start(struct vblk *v)
 {
 	uint64_t ds, drs, dvs, per_q, total;
@@ -824,6 +862,13 @@ int vblk_start(struct vblk *v)
 	if (ret) {
 		proto_err(v, ret, "SET_FEATURES");
 		goto err;
+	}
+	if (v->dirty_log) {
+		ret = dirty_log_start(v);
+		if (ret) {
+			proto_err(v, ret, "SET_LOG_BASE");
+			goto err;
+		}
 	}
 	ret = send_mem_table(v);
 	if (ret) {

@@ -20,6 +20,8 @@
 #define LIB_MAX_SEGS     64u      /* data segments per request */
 #define LIB_IOVA_BASE    0x100000000ull
 #define LIB_IOVA_ALIGN   (2ull << 20)
+#define LIB_LOG_COVER    (1ull << 40)   /* IOVA space the "dirty-log" log covers */
+#define LIB_F_LOG_ALL    26             /* VHOST_F_LOG_ALL */
 
 /* Request slot layout in the library-owned shared region. */
 #define SLOT_HDR     0u           /* struct virtio_blk_outhdr (16) */
@@ -76,6 +78,8 @@ struct vblk {
 	char *path;
 	int num_queues, queue_size;
 	bool poll, packed;
+	bool dirty_log;         /* act as a migrating frontend: LOG_ALL + a log */
+	int log_fd;             /* the dirty log memfd, -1 if none */
 	struct vhost_frontend *f;
 	int sock_fd;
 	uint64_t offered, proto_offered, acked, proto_acked;

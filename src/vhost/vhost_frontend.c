@@ -266,6 +266,15 @@ int vhost_frontend_set_vring_enable(struct vhost_frontend *f, unsigned index, bo
 	return set_state(f, VHOST_USER_SET_VRING_ENABLE, index, enable ? 1 : 0);
 }
 
+int vhost_frontend_set_log_base(struct vhost_frontend *f, int fd, uint64_t size, uint64_t offset)
+{
+	struct vhost_msg_log l = { .mmap_size = size, .mmap_offset = offset };
+	int ret = vhost_frontend_send(f, VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, &l,
+				      sizeof(l), &fd, 1);
+
+	return ret ?: vhost_frontend_recv_reply(f, VHOST_USER_SET_LOG_BASE, NULL, 0, NULL);
+}
+
 int vhost_frontend_set_vring_addr(struct vhost_frontend *f, unsigned index, uint32_t flags,
 				  uint64_t desc, uint64_t used, uint64_t avail, uint64_t log)
 {

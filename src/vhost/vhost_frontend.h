@@ -100,6 +100,8 @@ int vhost_frontend_set_vring_kick(struct vhost_frontend *f, unsigned index, int 
 int vhost_frontend_set_vring_call(struct vhost_frontend *f, unsigned index, int fd);
 int vhost_frontend_set_vring_err(struct vhost_frontend *f, unsigned index, int fd);
 int vhost_frontend_set_vring_enable(struct vhost_frontend *f, unsigned index, bool enable);
+/* SET_LOG_BASE with the log @fd (LOG_SHMFD); waits for the backend's reply. */
+int vhost_frontend_set_log_base(struct vhost_frontend *f, int fd, uint64_t size, uint64_t offset);
 
 /* Config space; len <= VHOST_USER_MAX_CONFIG_SIZE. -EIO if the backend
  * answered with an empty payload (its way of saying failure). */

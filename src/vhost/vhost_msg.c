@@ -316,6 +316,8 @@ static const struct rule rules[VHOST_USER_REQUEST_MAX] = {
 	FIXED(SET_FEATURES, 8, 0, 0),
 	FIXED(SET_OWNER, 0, 0, 0),
 	FIXED(RESET_OWNER, 0, 0, 0),
+	/* The backend answers with an empty SET_LOG_BASE reply. */
+	FIXED(SET_LOG_BASE, sizeof(struct vhost_msg_log), 1, 1),
 	[VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", R_MEM_TABLE, 0, 0, 0 },
 	FIXED(SET_VRING_NUM, sizeof(struct vhost_msg_vring_state), 0, 0),
 	FIXED(SET_VRING_ADDR, sizeof(struct vhost_msg_vring_addr), 0, 0),

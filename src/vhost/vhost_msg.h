@@ -159,6 +159,12 @@ struct vhost_msg_inflight {
 	uint32_t padding;
 };
 
+/* SET_LOG_BASE (with the log fd). */
+struct vhost_msg_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
 union vhost_msg_payload {
 	uint64_t u64;
 	struct vhost_msg_vring_state state;
@@ -167,6 +173,7 @@ union vhost_msg_payload {
 	struct vhost_msg_mem_single mem_reg;
 	struct vhost_msg_config config;
 	struct vhost_msg_inflight inflight;
+	struct vhost_msg_log log;
 	uint8_t raw[1];
 };
 

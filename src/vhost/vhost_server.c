@@ -35,13 +35,13 @@
 #include "common/compiler.h"
 #include "common/log.h"
 #include "vhost/vhost.h"
+#include "vhost/vhost_log.h"
 #include "vhost/vhost_msg.h"
 
 /* Handler results besides 0 (done, ack success) and -errno (close). */
 #define H_NACK    1   /* refused, state unchanged: ack with failure */
 #define H_PENDING 2   /* queue stops issued: re-run when all are done */
 
-#define VHOST_F_LOG_ALL 26
 #define LISTEN_BACKLOG 128
 
 /* Protocol features this backend implements. */
@@ -50,7 +50,8 @@
 	 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | \
-	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 
 /* Per-vring state that is vhost's business only. */
 struct vring_priv {
@@ -98,6 +99,7 @@ struct vhost_server {
 	void *inflight;
 	uint64_t inflight_size;
 	unsigned inflight_nq, inflight_qsize;
+	struct gmem_log *log;       /* SET_LOG_BASE: the dirty log, or NULL */
 
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
@@ -122,10 +124,10 @@ static void stall_timer_restart(struct vhost_server *s);
 
 static uint64_t offered_features(const struct vhost_server *s)
 {
-	/* No dirty logging and no IOTLB: never offer what needs them. */
+	/* No IOTLB: never offer what needs it. Dirty logging (LOG_ALL) only
+	 * if the device logs its own writes, and says so in info.features. */
 	uint64_t f = s->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 
-	f &= ~(1ull << VHOST_F_LOG_ALL);
 	f &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM);
 	return f;
 }
@@ -250,6 +252,29 @@ static int vring_translate(const struct gmem *mem, const struct vhost_vring *vr,
 	return 0;
 }
 
+/* ---- dirty logging (vhost_log.c) -------------------------------------- */
+
+static bool log_all_on(const struct vhost_server *s)
+{
+	return has_feature(s, VHOST_F_LOG_ALL);
+}
+
+/* Running rings (all, or only @only) take @log's logging; -EPROTO, nothing
+ * changed, if one's areas are outside it. */
+static int log_apply(struct vhost_server *s, struct gmem_log *log, bool on,
+		     struct vhost_vring *only)
+{
+	const char *why;
+	unsigned i;
+
+	if (vhost_log_apply(s->vrings, s->info.num_queues, only, log, on, s->mem, s->ops,
+			    s->opaque, &i, &why)) {
+		bad(s, "vring %u: %s", i, why);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* Start vr if it is fully configured, enabled and not running. */
 static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 {
@@ -257,6 +282,7 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 	bool packed = vring_is_packed(s);
 	struct virtq_config cfg;
 	struct ring_ptrs rp;
+	const char *why;
 	int ret;
 
 	if (vr->started || !p->kick_set || !p->addr_set || !vr->num || !s->mem ||
@@ -299,6 +325,11 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 		    vr->num, vr->base);
 		return;
 	}
+	if (vhost_log_ring_start(s->log, log_all_on(s), s->mem, vr, packed, &why)) {
+		bad(s, "vring %u: %s; not started", vr->index, why);
+		virtq_fini(&vr->vq);
+		return;
+	}
 	vr->mem = gmem_get(s->mem);
 	vr->started = true;
 	ret = s->ops->queue_start(s->opaque, vr);
@@ -307,6 +338,7 @@ static void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 		       vr->index, strerror(-ret));
 		if (ret == -ETIMEDOUT)
 			s->broken = true;   /* its thread is stuck: close */
+		vhost_log_ring_stop(vr);
 		virtq_fini(&vr->vq);
 		vr->started = false;
 		gmem_put(vr->mem);
@@ -330,6 +362,7 @@ static void stop_done(void *arg)
 	vr->base = virtq_get_base(&vr->vq);
 	p->used_base = (uint16_t)((vr->vq.used_idx & 0x7fff) |
 				  ((unsigned)vr->vq.used_wrap_counter << 15));
+	vhost_log_ring_stop(vr);
 	virtq_fini(&vr->vq);
 	vr->started = false;
 	gmem_put(vr->mem);
@@ -361,6 +394,7 @@ static void vring_reset(struct vhost_server *s, unsigned i)
 	close_fd(&vr->call_fd);
 	close_fd(&vr->err_fd);
 	gmem_put(vr->mem);
+	vhost_log_ring_stop(vr);
 	virtq_fini(&vr->vq);
 	memset(vr, 0, sizeof(*vr));
 	vr->index = i;
@@ -511,6 +545,9 @@ static int mem_commit(struct vhost_server *s)
 	gmem_put(s->mem);
 	s->mem = s->next_mem;
 	s->next_mem = NULL;
+	/* Ring addresses in guest physical space may have moved. */
+	if (s->log && log_all_on(s) && log_apply(s, s->log, true, NULL))
+		bad(s, "dirty logging of the rings not updated for the new memory table");
 	vring_try_start_all(s);
 	return 0;
 }
@@ -548,6 +585,13 @@ static int h_set_features(struct vhost_server *s, struct vhost_msg *m)
 	if (running) {
 		if (f == s->features)
 			return 0;
+		/* Migration turns dirty logging on and off on a running device. */
+		if ((f ^ s->features) == (1ull << VHOST_F_LOG_ALL)) {
+			if (log_apply(s, s->log, f & (1ull << VHOST_F_LOG_ALL), NULL))
+				return -EPROTO;
+			s->features = f;
+			return 0;
+		}
 		bad(s, "SET_FEATURES: features changed while rings run");
 		return -EPROTO;
 	}
@@ -597,6 +641,8 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 	inflight_unmap(s);
 	if (s->ops->reset)
 		s->ops->reset(s->opaque);
+	gmem_log_put(s->log);
+	s->log = NULL;
 	return 0;
 }
 
@@ -757,8 +803,22 @@ static int h_set_vring_addr(struct vhost_server *s, struct vhost_msg *m)
 	if (!vr)
 		return -EPROTO;
 	if (vr->started) {
-		bad(s, "SET_VRING_ADDR: vring %u is running", vr->index);
-		return -EPROTO;
+		/* Only the log flag and address may change (migration). */
+		uint32_t flags = vr->addr_flags;
+		uint64_t log = vr->log_addr;
+
+		if (a->desc != vr->desc_uva || a->avail != vr->avail_uva || a->used != vr->used_uva) {
+			bad(s, "SET_VRING_ADDR: vring %u is running", vr->index);
+			return -EPROTO;
+		}
+		vr->addr_flags = a->flags;
+		vr->log_addr = a->log;
+		if (log_apply(s, s->log, log_all_on(s), vr)) {
+			vr->addr_flags = flags;
+			vr->log_addr = log;
+			return -EPROTO;
+		}
+		return 0;
 	}
 	/* The loosest alignment either layout allows; exact checks at start. */
 	if ((a->desc & 15) || (a->avail & 1) || (a->used & 3)) {
@@ -1149,6 +1209,38 @@ static int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m)
 	return 0;
 }
 
+/*
+ * The dirty log for migration (protocol feature LOG_SHMFD): checked,
+ * mapped, then swapped into every running ring before the old one is
+ * unmapped, so no iothread ever marks an unmapped log. QEMU waits for an
+ * (empty) reply.
+ */
+static int h_set_log_base(struct vhost_server *s, struct vhost_msg *m)
+{
+	struct gmem_log *log, *old = s->log;
+	const char *why;
+	int ret;
+
+	if (!(s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD))) {
+		bad(s, "SET_LOG_BASE: protocol feature LOG_SHMFD not negotiated");
+		return -EPROTO;
+	}
+	ret = vhost_log_open(&m->payload.log, m->fds[0], s->mem, &log, &why);
+	if (ret) {
+		bad(s, "SET_LOG_BASE: size %#llx offset %#llx: %s",
+		    (unsigned long long)m->payload.log.mmap_size,
+		    (unsigned long long)m->payload.log.mmap_offset, why);
+		return -EPROTO;
+	}
+	if (log_apply(s, log, log_all_on(s), NULL)) {
+		gmem_log_put(log);
+		return -EPROTO;
+	}
+	s->log = log;
+	gmem_log_put(old);
+	return send_reply(s, m->hdr.request, NULL, 0);
+}
+
 /* Config space access within the device's config size? */
 static bool config_range_ok(const struct vhost_server *s, const struct vhost_msg_config *c)
 {
@@ -1223,6 +1315,7 @@ static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_FEATURES] = h_set_features,
 	[VHOST_USER_SET_OWNER] = h_set_owner,
 	[VHOST_USER_RESET_OWNER] = h_reset_owner,
+	[VHOST_USER_SET_LOG_BASE] = h_set_log_base,
 	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
 	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
 	[VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
@@ -1576,6 +1669,8 @@ static void conn_finish_close(struct vhost_server *s)
 	s->broken = false;
 	inflight_unmap(s);
 	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
+	gmem_log_put(s->log);
+	s->log = NULL;
 	vhost_msg_rx_reset(&s->rx);
 	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;

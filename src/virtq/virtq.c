@@ -221,6 +221,14 @@ uint16_t virtq_get_base(const struct virtq *vq)
 	return vq->last_avail_idx;
 }
 
+void virtq_set_log(struct virtq *vq, struct gmem_log *log, uint64_t desc_gpa,
+		   uint64_t device_gpa)
+{
+	vq->log = log;
+	vq->log_desc = desc_gpa;
+	vq->log_device = device_gpa;
+}
+
 void virtq_set_broken(struct virtq *vq, const char *why)
 {
 	if (vq->broken)

@@ -24,6 +24,7 @@
 #include <linux/virtio_ring.h>
 
 #include "gmem/gmem.h"
+#include "gmem/gmem_log.h"
 
 #define VIRTQ_MAX_SIZE 32768u
 /* Most iovecs one popped chain may produce (descriptors x region splits). */
@@ -106,6 +107,10 @@ struct virtq {
 	uint16_t track_free;        /* packed: head of the free entry list */
 	struct virtq_resubmit *resubmit; /* recovered requests, in pop order */
 	unsigned nresubmit, resubmit_pos;
+	/* dirty logging (virtq_set_log); NULL: off, one branch per write */
+	struct gmem_log *log;
+	uint64_t log_desc;          /* packed: GPA of the descriptor ring */
+	uint64_t log_device;        /* GPA of the device area (split: used ring) */
 };
 
 /*
@@ -175,6 +180,19 @@ bool virtq_has_avail(struct virtq *vq);
 
 /* The resume point for GET_VRING_BASE (same encoding as cfg.base). */
 uint16_t virtq_get_base(const struct virtq *vq);
+
+/*
+ * virtq_set_log - from now on, mark in @log every page of guest memory
+ * the queue writes (split: used entries, used->idx, used->flags and
+ * avail_event; packed: used descriptors and the device event area),
+ * after the write. @desc_gpa / @device_gpa: guest physical addresses of
+ * the descriptor ring (packed only) and of the device area. @log NULL
+ * turns logging off. No reference is taken: the caller keeps @log alive
+ * while it is set. Data buffers are the caller's to log.
+ * Context: the queue's thread (or before the queue runs).
+ */
+void virtq_set_log(struct virtq *vq, struct gmem_log *log, uint64_t desc_gpa,
+		   uint64_t device_gpa);
 
 /* Mark broken (e.g. by a caller that found the request unusable). */
 void virtq_set_broken(struct virtq *vq, const char *why);

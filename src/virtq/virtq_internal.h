@@ -6,6 +6,7 @@
 #ifndef VBLK_VIRTQ_INTERNAL_H
 #define VBLK_VIRTQ_INTERNAL_H
 
+#include "common/compiler.h"
 #include "virtq/virtq.h"
 
 /*
@@ -93,6 +94,20 @@ struct virtq_resubmit {
 
 /* Sort @n recovered requests by counter into vq->resubmit (takes @list). */
 void virtq_resubmit_set(struct virtq *vq, struct virtq_resubmit *list, unsigned n);
+
+/* Dirty logging of a ring write at @off bytes into the device area /
+ * descriptor ring: one predictable branch while logging is off. */
+static inline void virtq_log_device(const struct virtq *vq, uint64_t off, uint64_t len)
+{
+	if (unlikely(vq->log))
+		gmem_log_mark(vq->log, vq->log_device + off, len);
+}
+
+static inline void virtq_log_desc(const struct virtq *vq, uint64_t off, uint64_t len)
+{
+	if (unlikely(vq->log))
+		gmem_log_mark(vq->log, vq->log_desc + off, len);
+}
 
 int virtq_init_split(struct virtq *vq, const struct virtq_config *cfg);
 void virtq_track_init_split(struct virtq *vq, const struct virtq_config *cfg);

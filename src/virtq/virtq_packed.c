@@ -508,6 +508,7 @@ void virtq_push_packed(struct virtq *vq, const struct virtq_elem *elem, uint32_t
 	/* Publish: a release store orders id and len before flags. Pairs with
 	 * the driver's read barrier after it sees the USED bit flip. */
 	__atomic_store_n(&d->flags, htole16(flags), __ATOMIC_RELEASE);
+	virtq_log_desc(vq, (uint64_t)vq->used_idx * sizeof(*d), sizeof(*d));
 	if (r) {
 		/* Flags, then the mark, then the commit: recovery looks at the
 		 * flags to tell a finished push from an unfinished one. */
@@ -556,6 +557,7 @@ bool virtq_needs_notify_packed(struct virtq *vq)
 void virtq_disable_notify_packed(struct virtq *vq)
 {
 	virtq_pevent_write(vq->device_event, 0, VRING_PACKED_EVENT_FLAG_DISABLE);
+	virtq_log_device(vq, 0, sizeof(*vq->device_event));
 }
 
 bool virtq_enable_notify_packed(struct virtq *vq)
@@ -566,6 +568,7 @@ bool virtq_enable_notify_packed(struct virtq *vq)
 				   VRING_PACKED_EVENT_FLAG_DESC);
 	else
 		virtq_pevent_write(vq->device_event, 0, VRING_PACKED_EVENT_FLAG_ENABLE);
+	virtq_log_device(vq, 0, sizeof(*vq->device_event));
 	/* Publish the request before looking at the ring again. Pairs with
 	 * the driver's full barrier between making a head available and
 	 * reading device_event in its kick decision. */

@@ -312,6 +312,7 @@ void virtq_fill_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t 
 	}
 	WRITE_ONCE(u->id, elem->id);
 	WRITE_ONCE(u->len, len);
+	virtq_log_device(vq, (uint64_t)((uint8_t *)u - (uint8_t *)vq->used), sizeof(*u));
 	/* Entries between used_pub and used_idx are unpublished: at most
 	 * the requests in flight, never more than the ring holds. */
 	vq->used_idx++;
@@ -330,6 +331,7 @@ void virtq_flush_split(struct virtq *vq)
 	 * driver's smp_rmb() after it reads used->idx, and with recovery. */
 	smp_wmb();
 	WRITE_ONCE(vq->used->idx, vq->used_idx);
+	virtq_log_device(vq, offsetof(struct vring_used, idx), sizeof(vq->used->idx));
 	vq->used_pub = vq->used_idx;
 	if (!r)
 		return;
@@ -369,6 +371,16 @@ bool virtq_needs_notify_split(struct virtq *vq)
 	return vring_need_event(event, new, old);
 }
 
+/* Where the device's notification word lives in the used ring. */
+static void split_log_notify(const struct virtq *vq)
+{
+	if (vq->event_idx)
+		virtq_log_device(vq, (uint64_t)((uint8_t *)split_avail_event(vq) -
+						(uint8_t *)vq->used), sizeof(uint16_t));
+	else
+		virtq_log_device(vq, offsetof(struct vring_used, flags), sizeof(uint16_t));
+}
+
 void virtq_disable_notify_split(struct virtq *vq)
 {
 	if (vq->event_idx)
@@ -377,6 +389,7 @@ void virtq_disable_notify_split(struct virtq *vq)
 		WRITE_ONCE(*split_avail_event(vq), (uint16_t)(vq->last_avail_idx - 1));
 	else
 		WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
+	split_log_notify(vq);
 }
 
 bool virtq_has_avail_split(struct virtq *vq)
@@ -394,6 +407,7 @@ bool virtq_enable_notify_split(struct virtq *vq)
 		WRITE_ONCE(*split_avail_event(vq), vq->shadow_avail_idx);
 	else
 		WRITE_ONCE(vq->used->flags, 0);
+	split_log_notify(vq);
 	/* Publish the event/flags before re-reading avail->idx: pairs with
 	 * the driver's smp_mb() between storing avail->idx and reading
 	 * avail_event/flags. Either it sees our request or we see its

@@ -14,6 +14,8 @@ E2E_QEMU=${E2E_QEMU:-qemu-system-x86_64}
 E2E_TIMEOUT=${E2E_TIMEOUT:-600}
 E2E_MEM=${E2E_MEM:-1G}
 E2E_SMP=${E2E_SMP:-2}
+# The system's python3 starts in 0.1 s; wrappers (pyenv) can take 2 s a call.
+E2E_PYTHON=${E2E_PYTHON:-$(command -v /usr/bin/python3 || command -v python3 || echo python3)}
 E2E_MARKER=VBLK-E2E-RESULT
 E2E_BEGIN=VBLK-E2E-BEGIN
 
@@ -21,7 +23,7 @@ E2E_BEGIN=VBLK-E2E-BEGIN
 # initramfs carries no modules.dep.
 E2E_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk)
 
-e2e_log() { printf 'e2e: %s\n' "$*" >&2; }
+e2e_log() { printf "e2e: %s %s\n" "$(date +%T)" "$*" >&2; }
 e2e_die() { printf 'e2e: FATAL: %s\n' "$*" >&2; exit 1; }
 
 # e2e_sudo CMD...: run as root (directly, or through sudo when available).
@@ -233,16 +235,16 @@ e2e_make_initrd() {
 		cpio --null -o -H newc --quiet | gzip -6) >>"$out"
 }
 
-# e2e_run_qemu --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
-#              [--append ARGS] [--device-opts OPTS] [--reconnect] [--hook FUNC]
-# Boots the guest, returns the guest script's exit code from the marker
-# line; without a marker prints the console tail and returns 1.
-# --reconnect: QEMU reconnects to the socket (1 s retry) when the backend goes
-# away. --hook FUNC: called in this shell once QEMU runs (E2E_QEMU_PID set),
-# before waiting for it; it must return when QEMU exits (e.g. the host-side
-# chaos of run-guest-test.sh --chaos).
-e2e_run_qemu() {
-	local sock='' initrd='' log='' queues=1 dev_extra='' append='' chr_extra='' hook='' rc line
+# e2e_qemu_cmd --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
+#              [--append ARGS] [--device-opts OPTS] [--reconnect]
+#              [--monitor PATH] [--incoming URI] [--log-append]
+# Sets E2E_QEMU_CMD, the guest's QEMU command line (under `timeout`).
+# --monitor: an HMP monitor on a unix socket (e2e_hmp talks to it);
+# --incoming: wait for a migration stream (-incoming URI); --log-append:
+# the console continues the log (a migrated guest's second half).
+e2e_qemu_cmd() {
+	local sock='' initrd='' log='' queues=1 dev_extra='' append='' chr_extra='' mon=none
+	local con_extra='' extra=()
 	while (($#)); do
 		case $1 in
 		--socket) sock=$2; shift 2 ;;
@@ -255,28 +257,90 @@ e2e_run_qemu() {
 		# Backend restarts: rings of 256 (QEMU's default is 128), so a kill
 		# can find more requests in flight.
 		--reconnect) chr_extra+=",reconnect=1"; dev_extra+=",queue-size=256"; shift ;;
-		--hook) hook=$2; shift 2 ;;
-		*) e2e_die "e2e_run_qemu: unknown option $1" ;;
+		--monitor) mon="unix:$2,server=on,wait=off"; shift 2 ;;
+		--incoming) extra+=(-incoming "$2"); shift 2 ;;
+		--log-append) con_extra=",append=on"; shift ;;
+		*) e2e_die "e2e_qemu_cmd: unknown option $1" ;;
 		esac
 	done
-	[[ -n $sock && -n $initrd && -n $log ]] || e2e_die "e2e_run_qemu: --socket, --initrd, --log required"
+	[[ -n $sock && -n $initrd && -n $log ]] || e2e_die "e2e_qemu_cmd: --socket, --initrd, --log required"
 	# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
-	local cmd=(
+	E2E_QEMU_CMD=(
 		timeout --kill-after=10 "$E2E_TIMEOUT"
 		"$E2E_QEMU" -nodefaults -no-user-config
 		-accel tcg,thread=multi -cpu max -machine q35 -m "$E2E_MEM" -smp "$E2E_SMP"
-		-display none -no-reboot -monitor none
-		-chardev "file,id=con0,path=$log" -serial chardev:con0
+		-display none -no-reboot -monitor "$mon"
+		-chardev "file,id=con0,path=$log$con_extra" -serial chardev:con0
 		-object "memory-backend-memfd,id=mem,size=$E2E_MEM,share=on" -numa node,memdev=mem
 		-kernel "$E2E_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1$append"
 		-chardev "socket,id=c0,path=$sock$chr_extra"
 		-device "vhost-user-blk-pci,chardev=c0,num-queues=$queues$dev_extra"
+		"${extra[@]}"
 	)
-	e2e_log "boot: ${cmd[*]@Q}"
+}
+
+# e2e_hmp SOCKET COMMAND: one human monitor command; prints its output.
+e2e_hmp() {
+	"$E2E_PYTHON" - "$1" "$2" <<-'PY'
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX)
+	s.settimeout(30)
+	s.connect(sys.argv[1])
+	def until_prompt():
+	    buf = b""
+	    while not buf.endswith(b"(qemu) "):
+	        d = s.recv(4096)
+	        if not d:
+	            break
+	        buf += d
+	    return buf.decode(errors="replace")
+	until_prompt()
+	s.sendall(sys.argv[2].encode() + b"\n")
+	out = until_prompt()
+	# Drop the echoed command line and the prompt; strip terminal escapes.
+	import re
+	out = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", out)
+	lines = out.split("\n")[1:]
+	print("\n".join(l for l in lines if l != "(qemu) ").strip())
+	PY
+}
+
+# e2e_guest_result LOG: the guest script's exit code from the marker line in
+# console LOG; prints the console tail and returns 1 without a marker.
+e2e_guest_result() {
+	local log=$1 line
+	line=$(tr -d '\r' <"$log" | grep -a "^$E2E_MARKER=" | tail -n 1 || true)
+	if [[ -z $line ]]; then
+		e2e_log "no $E2E_MARKER marker; console tail:"
+		tr -d '\r' <"$log" | tail -n 40 | sed 's/^/  console| /' >&2
+		return 1
+	fi
+	return "${line#"$E2E_MARKER="}"
+}
+
+# e2e_run_qemu --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
+#              [--append ARGS] [--device-opts OPTS] [--reconnect] [--hook FUNC]
+# Boots the guest, returns the guest script's exit code from the marker
+# line; without a marker prints the console tail and returns 1.
+# --reconnect: QEMU reconnects to the socket (1 s retry) when the backend goes
+# away. --hook FUNC: called in this shell once QEMU runs (E2E_QEMU_PID set),
+# before waiting for it; it must return when QEMU exits (e.g. the host-side
+# chaos of run-guest-test.sh --chaos).
+e2e_run_qemu() {
+	local hook='' log='' rc args=()
+	while (($#)); do
+		case $1 in
+		--hook) hook=$2; shift 2 ;;
+		--log) log=$2; args+=("$1" "$2"); shift 2 ;;
+		*) args+=("$1"); shift ;;
+		esac
+	done
+	e2e_qemu_cmd "${args[@]}"
+	e2e_log "boot: ${E2E_QEMU_CMD[*]@Q}"
 	rc=0
 	# In the background so a caller's signal trap can stop it (E2E_QEMU_PID).
-	"${cmd[@]}" </dev/null >"$log.qemu" 2>&1 &
+	"${E2E_QEMU_CMD[@]}" </dev/null >"$log.qemu" 2>&1 &
 	E2E_QEMU_PID=$!
 	if [[ -n $hook ]]; then "$hook" || true; fi
 	wait "$E2E_QEMU_PID" || rc=$?
@@ -287,16 +351,12 @@ e2e_run_qemu() {
 	fi
 	# The guest script's part of the console, for the test log.
 	sed -n "/^$E2E_BEGIN/,\$p" "$log" | tr -d '\r' | sed 's/^/  guest| /'
-	line=$(tr -d '\r' <"$log" | grep -a "^$E2E_MARKER=" | tail -n 1 || true)
-	if [[ -z $line ]]; then
+	if ! tr -d '\r' <"$log" | grep -aq "^$E2E_MARKER="; then
 		if ((rc == 124 || rc == 137)); then
 			e2e_log "guest timed out after ${E2E_TIMEOUT}s"
 		else
 			e2e_log "qemu exited with $rc"
 		fi
-		e2e_log "no $E2E_MARKER marker; console tail:"
-		tr -d '\r' <"$log" | tail -n 40 | sed 's/^/  console| /' >&2
-		return 1
 	fi
-	return "${line#"$E2E_MARKER="}"
+	e2e_guest_result "$log"
 }

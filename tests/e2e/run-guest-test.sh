@@ -32,6 +32,14 @@ usage() {
 	  --chaos-jitter MS random extra delay per kill, 0..MS ms (default 1500)
 	  --chaos-seed N    seed for the jitter (default \$E2E_CHAOS_SEED or random)
 	  --chaos-marker S  console line that starts the schedule (default VBLK-E2E-IO-STARTED)
+	  --migrate N       live-migrate the running guest N times between two QEMUs on
+	                    this host, once the guest prints the marker (--chaos-marker):
+	                    the backend serves the image on a second socket too, each
+	                    destination QEMU connects to the socket its source does not
+	                    use and waits with -incoming; source and destination swap
+	  --migrate-gap SEC seconds before each migration (default 3)
+	  --backend-env K=V environment for the backend (repeatable), e.g. the
+	                    test-only VBLKD_TEST_SKIP_DATA_LOG=1
 	EOF
 	exit 2
 }
@@ -45,6 +53,8 @@ shift 2
 queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
+migrations=0 migrate_gap=3
+backend_env=()
 vblkd_bin=${VBLKD:-}
 expects=()
 backend_args=()
@@ -66,6 +76,9 @@ while (($#)); do
 	--chaos-jitter) chaos_jitter=$2; shift 2 ;;
 	--chaos-seed) chaos_seed=$2; shift 2 ;;
 	--chaos-marker) chaos_marker=$2; shift 2 ;;
+	--migrate) migrations=$2; shift 2 ;;
+	--migrate-gap) migrate_gap=$2; shift 2 ;;
+	--backend-env) backend_env+=("$2"); shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "unknown option: $1" >&2; usage ;;
 	esac
@@ -83,6 +96,9 @@ esac
 [[ $chaos_at =~ ^[0-9]+(\.[0-9]+)?(,[0-9]+(\.[0-9]+)?)*$ ]] || e2e_die "--chaos-at wants seconds, comma separated"
 [[ $chaos_jitter =~ ^[0-9]+$ ]] || e2e_die "--chaos-jitter wants milliseconds"
 [[ -z $chaos_seed || $chaos_seed =~ ^[0-9]+$ ]] || e2e_die "--chaos-seed wants a number"
+[[ $migrations =~ ^[0-9]+$ ]] || e2e_die "--migrate wants a count"
+[[ $migrate_gap =~ ^[0-9]+(\.[0-9]+)?$ ]] || e2e_die "--migrate-gap wants seconds"
+((migrations == 0 || reconnect == 0)) || e2e_die "--migrate and --chaos/--reconnect do not mix"
 
 case $backend in
 qsd) command -v qemu-storage-daemon >/dev/null || { e2e_log "SKIP: no qemu-storage-daemon"; exit 77; } ;;
@@ -103,6 +119,8 @@ label="$backend/$test q=$queues"
 ((ro)) && label+=" ro"
 ((reconnect)) && label+=" reconnect"
 [[ -n $chaos_sig ]] && label+=" chaos=SIG$chaos_sig"
+((migrations)) && label+=" migrate=$migrations"
+((${#backend_env[@]})) && label+=" env=${backend_env[*]}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-e2e.XXXXXX")
 backend_pid=''
 E2E_QEMU_PID=''
@@ -146,6 +164,8 @@ prep=$((SECONDS - start))
 
 img=$tmp/disk.img
 sock=$tmp/vhost.sock
+# --migrate: the destination's socket (same image, same backend).
+sock2=$tmp/vhost2.sock
 blog=$tmp/backend.log
 truncate -s "$size" "$img"
 img_bytes=$(stat -c %s "$img")
@@ -208,13 +228,17 @@ qsd)
 		--blockdev "driver=file,node-name=file0,filename=$img,cache.direct=on,discard=unmap"
 		--blockdev "driver=raw,node-name=disk0,file=file0,discard=unmap"
 		--export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$sock,writable=$writable,num-queues=$queues")
+	((migrations)) && bcmd+=(--export "type=vhost-user-blk,id=exp1,node-name=disk0,addr.type=unix,addr.path=$sock2,writable=$writable,num-queues=$queues")
 	;;
 vblkd)
 	bcmd=("$vblkd_bin" "--socket-path=$sock" "--file=$img" "--num-queues=$queues")
 	((ro)) && bcmd+=(--read-only)
+	# A second export of the same image: one process, one page cache.
+	((migrations)) && bcmd+=("--export=socket-path=$sock2,file=$img,num-queues=$queues,read-only=$((ro ? 1 : 0))")
 	;;
 esac
 bcmd+=("${backend_args[@]}")
+((${#backend_env[@]})) && bcmd=(env "${backend_env[@]}" "${bcmd[@]}")
 # sock_id: identity of the socket file (inode and ctime), empty when absent.
 # A restarted backend replaces a stale socket file: the identity changes.
 sock_id() {
@@ -264,15 +288,20 @@ fi
 # the guest console, then per the schedule kills the backend with SIGchaos_sig,
 # checks how it exited and restarts it on the same socket and image.
 # shellcheck disable=SC2317 # invoked through e2e_run_qemu --hook
-chaos_hook() {
-	local con=$tmp/console.log t0 ms i=0 n=${#chaos_ms[@]} st t_kill t_dead want
-	until grep -aq -- "$chaos_marker" "$con" 2>/dev/null; do
-		if ! kill -0 "$E2E_QEMU_PID" 2>/dev/null; then
-			chaos_fails+=("the guest never printed $chaos_marker")
-			return 0
-		fi
+# wait_marker: until the guest console shows $chaos_marker; 1 if QEMU exited.
+wait_marker() {
+	until grep -aq -- "$chaos_marker" "$tmp/console.log" 2>/dev/null; do
+		kill -0 "$E2E_QEMU_PID" 2>/dev/null || return 1
 		sleep 0.05
 	done
+}
+
+chaos_hook() {
+	local t0 ms i=0 n=${#chaos_ms[@]} st t_kill t_dead want
+	if ! wait_marker; then
+		chaos_fails+=("the guest never printed $chaos_marker")
+		return 0
+	fi
 	t0=$(now_ms)
 	e2e_log "chaos: guest printed $chaos_marker"
 	for ms in "${chaos_ms[@]}"; do
@@ -318,6 +347,86 @@ chaos_hook() {
 	return 0
 }
 
+# migrate_hook (called by e2e_run_qemu while QEMU runs): once the guest
+# printed the marker, live-migrates it --migrate times. Each destination
+# QEMU connects to the socket its source does not use, appends to the same
+# console log and waits with -incoming; the source gets the HMP `migrate`,
+# is polled until the migration completed, and quits. The destination
+# becomes E2E_QEMU_PID, which e2e_run_qemu then waits for.
+migrate_fails=()
+migrations_done=0
+# shellcheck disable=SC2317 # invoked through e2e_run_qemu --hook
+migrate_hook() {
+	migrate_all
+	# Tell the guest (guest/migrate-verify.sh polls the disk's last 4 KiB).
+	printf 'VBLK-E2E-MIGRATED' | dd of="$img" bs=4096 seek=$((img_bytes / 4096 - 1)) \
+		conv=notrunc status=none
+	return 0
+}
+
+migrate_all() {
+	local i src_mon=$tmp/mon0.sock src_pid=$E2E_QEMU_PID dst_pid dst_sock dst_mon mig st t info
+	if ! wait_marker; then
+		migrate_fails+=("the guest never printed $chaos_marker")
+		return 0
+	fi
+	for ((i = 1; i <= migrations; i++)); do
+		sleep "$migrate_gap"
+		dst_sock=$sock2
+		((i % 2 == 0)) && dst_sock=$sock
+		dst_mon=$tmp/mon$i.sock mig=$tmp/mig$i.sock
+		e2e_qemu_cmd "${qargs[@]}" --socket "$dst_sock" --monitor "$dst_mon" \
+			--incoming "unix:$mig" --log-append
+		"${E2E_QEMU_CMD[@]}" </dev/null >"$tmp/console.log.qemu$i" 2>&1 &
+		dst_pid=$!
+		for ((t = 0; t < 300; t++)); do
+			[[ -S $mig ]] && break
+			kill -0 "$dst_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [[ ! -S $mig ]]; then
+			migrate_fails+=("destination QEMU $i never listened on $mig")
+			sed 's/^/  qemu| /' "$tmp/console.log.qemu$i" >&2
+			E2E_QEMU_PID=$src_pid
+			kill "$dst_pid" 2>/dev/null || true
+			return 0
+		fi
+		e2e_log "migrate $i/$migrations: destination listening"
+		if ! kill -0 "$src_pid" 2>/dev/null; then
+			migrate_fails+=("the guest finished before migration $i (lengthen its I/O phase)")
+			kill "$dst_pid" 2>/dev/null || true
+			return 0
+		fi
+		e2e_hmp "$src_mon" "migrate_set_parameter max-bandwidth 1G" >/dev/null
+		e2e_hmp "$src_mon" "migrate_set_parameter downtime-limit 2000" >/dev/null
+		e2e_log "migrate $i/$migrations: to $(basename "$dst_sock") (pid $dst_pid)"
+		echo "==== e2e migrate $i/$migrations to $(basename "$dst_sock") ====" >>"$blog"
+		e2e_hmp "$src_mon" "migrate -d unix:$mig"
+		st='' t=$SECONDS
+		while ((SECONDS - t < 120)); do
+			info=$(e2e_hmp "$src_mon" "info migrate" 2>/dev/null || true)
+			st=$(sed -n 's/^Migration status: //p' <<<"$info")
+			[[ $st == completed || $st == failed || $st == cancelled ]] && break
+			kill -0 "$src_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		if [[ $st != completed ]]; then
+			migrate_fails+=("migration $i: status '${st:-none}'")
+			printf '%s\n' "$info" | sed 's/^/  migrate| /' >&2
+			kill "$dst_pid" 2>/dev/null || true
+			return 0
+		fi
+		e2e_log "migrate $i/$migrations: completed ($(grep -E '^(total time|downtime|transferred ram):' <<<"$info" | tr '\n' ' '))"
+		e2e_hmp "$src_mon" quit >/dev/null 2>&1 || true
+		wait "$src_pid" 2>/dev/null || true
+		[[ -s $tmp/console.log.qemu$((i - 1)) ]] && sed 's/^/  qemu| /' "$tmp/console.log.qemu$((i - 1))" >&2
+		src_pid=$dst_pid src_mon=$dst_mon
+		E2E_QEMU_PID=$dst_pid
+		migrations_done=$i
+	done
+	return 0
+}
+
 e2e_log "backend: ${bcmd[*]@Q}"
 : >"$blog"
 if ! start_backend; then
@@ -330,10 +439,15 @@ qargs=(--socket "$sock" --initrd "$tmp/initrd.gz" --log "$tmp/console.log" --que
 ((packed)) && qargs+=(--packed)
 [[ -n $append ]] && qargs+=(--append "$append")
 ((reconnect)) && qargs+=(--reconnect)
-[[ -n $chaos_sig ]] && qargs+=(--hook chaos_hook)
 boot=$SECONDS
 grc=0
-e2e_run_qemu "${qargs[@]}" || grc=$?
+if ((migrations)); then
+	e2e_run_qemu "${qargs[@]}" --monitor "$tmp/mon0.sock" --hook migrate_hook || grc=$?
+else
+	hook=()
+	[[ -n $chaos_sig ]] && hook=(--hook chaos_hook)
+	e2e_run_qemu "${qargs[@]}" "${hook[@]}" || grc=$?
+fi
 boot=$((SECONDS - boot))
 
 fails=()
@@ -341,6 +455,11 @@ fails=()
 if [[ -n $chaos_sig ]]; then
 	fails+=("${chaos_fails[@]}")
 	e2e_log "chaos: $chaos_kills of ${#chaos_ms[@]} SIG$chaos_sig kills done (seed $chaos_seed)"
+fi
+if ((migrations)); then
+	fails+=("${migrate_fails[@]}")
+	((migrations_done == migrations)) || fails+=("$migrations_done of $migrations migrations done")
+	e2e_log "migrate: $migrations_done of $migrations migrations done"
 fi
 if [[ -z $backend_pid ]]; then
 	: # lost during the chaos; already reported

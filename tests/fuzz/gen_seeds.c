@@ -924,6 +924,58 @@ static void gen_vhost(void)
 	emit("fuzz_vhost_msg", &b, "region-beyond-file");
 	b.len = 0;
 
+	/* Live migration: a log (1 MiB memfd: guest memory sits at 4 GiB),
+	 * LOG_ALL and the vring log address on a running ring, a second log
+	 * replacing the first, logging off, the ring stopped. */
+	{
+		const uint64_t log_all = 1ull << 26, used_gpa = FQ_GPA_BASE + FV_SEED_RING(0) + 0x2000;
+		const uint64_t base = FV_SEED_UVA + FV_SEED_RING(0);
+		struct vhost_msg_log lg = { .mmap_size = 1u << 20 };
+		struct vhost_msg_vring_addr la = { .index = 0, .flags = 1, .desc = base,
+						   .avail = base + 0x1000, .used = base + 0x2000,
+						   .log = used_gpa };
+		static const struct vhost_msg_log bad[] = {
+			{ 64, 0 },                 /* too small for the memory table */
+			{ 2u << 20, 0 },           /* longer than its file */
+			{ 1u << 20, 1u << 30 },    /* offset beyond the file */
+			{ UINT64_MAX, 8 },         /* huge, wrapping */
+		};
+
+		buf_u8(&b, FV_S_POP);
+		qemu_prefix_mem(&b, V1, fsplit, proto_all | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD,
+				NULL, 0);
+		ring_up(&b, V1, 0, 256, 0);
+		msg(&b, VHOST_USER_SET_LOG_BASE, V1, (3u << FV_C_KIND_SHIFT) | 1, &lg, sizeof(lg));
+		msg_u64(&b, VHOST_USER_SET_FEATURES, V1, 0, fsplit | log_all);
+		msg(&b, VHOST_USER_SET_VRING_ADDR, V1, 0, &la, sizeof(la));
+		msg(&b, VHOST_USER_SET_LOG_BASE, V1, (3u << FV_C_KIND_SHIFT) | 1, &lg, sizeof(lg));
+		msg_u64(&b, VHOST_USER_SET_FEATURES, V1, 0, fsplit);
+		msg_state(&b, VHOST_USER_GET_VRING_BASE, V1, 0, 0);
+		emit("fuzz_vhost_msg", &b, "migration-log");
+		b.len = 0;
+
+		/* Logs that must be refused (each closes; the fuzzer reconnects),
+		 * then a ring log address outside a good log. */
+		buf_u8(&b, FV_S_LISTEN | FV_S_POP);
+		for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+			qemu_prefix_mem(&b, V1, fsplit,
+					proto_all | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD, NULL, 0);
+			msg(&b, VHOST_USER_SET_LOG_BASE, V1, (3u << FV_C_KIND_SHIFT) | 1, &bad[i],
+			    sizeof(bad[i]));
+		}
+		qemu_prefix_mem(&b, V1, fsplit, proto_all | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD,
+				NULL, 0);
+		msg(&b, VHOST_USER_SET_LOG_BASE, V1, KIND_EVENT | 1, &lg, sizeof(lg)); /* eventfd */
+		qemu_prefix_mem(&b, V1, fsplit | log_all,
+				proto_all | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD, NULL, 0);
+		ring_up(&b, V1, 0, 256, 0);
+		msg(&b, VHOST_USER_SET_LOG_BASE, V1, (3u << FV_C_KIND_SHIFT) | 1, &lg, sizeof(lg));
+		la.log = 1ull << 40;
+		msg(&b, VHOST_USER_SET_VRING_ADDR, V1, 0, &la, sizeof(la));
+		emit("fuzz_vhost_msg", &b, "migration-log-hostile");
+		b.len = 0;
+	}
+
 	/* Inflight tracking, fresh area: a ring started, popped, stopped. */
 	buf_u8(&b, FV_S_POP | FV_S_ASYNC_STOP);
 	qemu_prefix_mem(&b, ACK, fsplit, proto_all | 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD,

@@ -310,6 +310,107 @@ static void kill_suite(bool packed, bool poll_mode)
 	waitpid(pid, NULL, 0);
 }
 
+/* The "dirty-log" property's log: our memfd named libvblk-dirty-log. */
+static int find_log_fd(void)
+{
+	char path[64], target[128];
+
+	for (int fd = 3; fd < 1024; fd++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strstr(target, "memfd:libvblk-dirty-log"))
+			return fd;
+	}
+	return -1;
+}
+
+static bool log_bit(int fd, uint64_t page)
+{
+	uint8_t b = 0;
+
+	if (pread(fd, &b, 1, (off_t)(page / 8)) != 1)
+		return false;
+	return b & (1u << (page % 8));
+}
+
+static void log_clear(int fd, uint64_t first_page, uint64_t npages)
+{
+	uint8_t zero[256] = { 0 };
+
+	if (pwrite(fd, zero, (size_t)(npages / 8 + 2), (off_t)(first_page / 8)) < 0)
+		diag("pwrite: %s", strerror(errno));
+}
+
+/*
+ * Live migration as the server sees it: a frontend with a dirty log and
+ * LOG_ALL. A read marks exactly the pages of its buffer (here unaligned,
+ * crossing pages), a write marks none of its (read-only) data pages.
+ */
+static void dirty_log_suite(bool packed)
+{
+	const size_t len = 4 * 4096;
+	struct vblk_mem_region r;
+	struct vblk *v;
+	struct vblkq *q;
+	uint64_t pg0;
+	int ret, err, lfd;
+	bool good;
+
+	ret = vblk_create(&v);
+	ret = ret ?: vblk_set_str(v, "path", sock);
+	ret = ret ?: vblk_set_bool(v, "packed", packed);
+	ret = ret ?: vblk_set_bool(v, "dirty-log", true);
+	ret = ret ?: vblk_connect(v);
+	ret = ret ?: vblk_start(v);
+	is(ret, 0, "%s: start as a migrating frontend (dirty-log)", packed ? "packed" : "split");
+	if (ret) {
+		diag("%s", vblk_get_error_msg());
+		vblk_destroy(&v);
+		return;
+	}
+	lfd = find_log_fd();
+	ok(lfd >= 0, "the log memfd exists");
+	ret = vblk_alloc_mem_region(v, 8 * 4096, &r);
+	is(ret, 0, "buffer region");
+	if (ret || lfd < 0) {
+		vblk_destroy(&v);
+		return;
+	}
+	q = vblk_get_queue(v, 0);
+	pg0 = r.iova / 4096;
+	fill(r.addr, len, 31);
+	log_clear(lfd, pg0, 8);
+	vblkq_write(q, 0, r.addr, len, NULL, 0);
+	is(wait_n(q, 1, &err), 0, "write");
+	good = true;
+	for (unsigned i = 0; i < 8; i++)
+		good &= !log_bit(lfd, pg0 + i);
+	ok(good, "write data (only read by the device) marks nothing");
+
+	/* A read into pages 1..5 of the region, starting 512 bytes into page 1. */
+	memset(r.addr, 0, 8 * 4096);
+	log_clear(lfd, pg0, 8);
+	vblkq_read(q, 0, (uint8_t *)r.addr + 4096 + 512, len, NULL, 0);
+	is(wait_n(q, 1, &err), 0, "read across pages");
+	ok(!log_bit(lfd, pg0) && log_bit(lfd, pg0 + 1) && log_bit(lfd, pg0 + 2) &&
+	   log_bit(lfd, pg0 + 3) && log_bit(lfd, pg0 + 4) && log_bit(lfd, pg0 + 5) &&
+	   !log_bit(lfd, pg0 + 6) && !log_bit(lfd, pg0 + 7),
+	   "read data marks exactly its pages (1..5 of 0..7)");
+	{
+		uint8_t *want = malloc(len);
+
+		fill(want, len, 31);
+		ok(want && !memcmp(want, (uint8_t *)r.addr + 4096 + 512, len), "the data written came back");
+		free(want);
+	}
+	vblk_destroy(&v);
+}
+
 int main(int argc, char **argv)
 {
 	struct vblk *v;
@@ -432,6 +533,12 @@ int main(int argc, char **argv)
 		}
 		vblk_destroy(&v);
 	}
+	stop(pid);
+
+	/* Dirty logging for live migration. */
+	pid = start_vblkd(NULL, NULL);
+	dirty_log_suite(false);
+	dirty_log_suite(true);
 	stop(pid);
 
 	/* Too many queues for the server. */

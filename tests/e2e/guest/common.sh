@@ -110,6 +110,69 @@ discards_completed() { awk '{ print $12 }' "/sys/block/$NAME/stat"; }
 disk_md5() { dd if="$DEV" bs=1M skip="$1" count="$2" iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
 zero_md5() { dd if=/dev/zero bs=1M count="$1" 2>/dev/null | md5sum | cut -d' ' -f1; }
 
+# ---- long fio runs (kill-verify, migrate-verify) ----
+
+# blk_state: what the block layer holds for the disk (blk-mq debugfs).
+blk_state() {
+	log "in flight (read write): $(cat "/sys/block/$NAME/inflight")"
+	for d in "/sys/kernel/debug/block/$NAME"/hctx*; do
+		[ -d "$d" ] || continue
+		for f in state busy dispatch tags; do
+			[ -r "$d/$f" ] && log "$(basename "$d")/$f: $(tr '\n' ' ' <"$d/$f")"
+		done
+	done
+}
+
+# run_fio LABEL LIMIT CMD...: CMD in the background, at most LIMIT seconds;
+# output to the console. 0 pass, 1 fio failed, 2 stuck (the caller gives up).
+run_fio() {
+	label=$1 limit=$2
+	shift 2
+	"$@" >/tmp/fio.log 2>&1 &
+	pid=$!
+	t=0
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$t" -ge "$limit" ]; then
+			cat /tmp/fio.log
+			fail "$label: fio still running after ${limit}s (requests lost by the device?)"
+			blk_state
+			dmesg | tail -n 30
+			return 2
+		fi
+		sleep 1
+		t=$((t + 1))
+		# Progress, to see when I/O stalled: writes/reads completed, in flight.
+		[ $((t % 2)) -eq 0 ] && log "t=${t}s stat: $(awk '{ print "reads", $1, "writes", $5, "in flight", $9 }' "/sys/block/$NAME/stat")"
+	done
+	rc=0
+	wait "$pid" || rc=$?
+	cat /tmp/fio.log
+	if [ "$rc" -eq 0 ]; then
+		ok "$label (${t}s)"
+		return 0
+	fi
+	fail "$label: fio exited $rc"
+	return 1
+}
+
+dmesg_check() {
+	bad=$(dmesg | grep -E 'I/O error|blk_update_request|blocked for more than|hung_task|is not a head|out of range|virtio.*(error|fail|broken)|vda.*(error|fail)' || true)
+	if [ -n "$bad" ]; then
+		echo "$bad"
+		fail "the guest kernel logged I/O errors, hung tasks or virtio complaints"
+	else
+		ok "no I/O error, hung task or virtio complaint in dmesg"
+	fi
+}
+
+# Stuck: report now and power off (a final sync could wait forever).
+give_up() {
+	dmesg_check
+	echo "guest: $FAILS check(s) failed"
+	echo "VBLK-E2E-RESULT=1"
+	poweroff -f
+}
+
 wait_for_disk
 log "disk $DEV: $(cat "/sys/block/$NAME/size") sectors, $(find "/sys/block/$NAME/mq" -mindepth 1 -maxdepth 1 | wc -l) queue(s)"
 log "features: $(feature_names)"

@@ -394,7 +394,7 @@ static bool healthy_session(struct env *e, unsigned q, struct vhost_frontend **o
 	f = fe_connect(e);
 	CHECK_TRUE(f);
 	CHECK(vhost_frontend_get_features(f, &feat));
-	CHECK_TRUE(feat == (T_DEV_FEATURES | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)));
+	CHECK_TRUE(feat == (e->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)));
 	CHECK(vhost_frontend_get_protocol_features(f, &v));
 	CHECK_TRUE((v & T_PROTO_ALL) == T_PROTO_ALL);
 	CHECK(vhost_frontend_set_protocol_features(f, T_PROTO_ALL));

@@ -1,0 +1,61 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The cost of dirty logging (live migration) in vblkd: the same vblkperf
+# jobs against the same daemon, with the client acting as a migrating
+# frontend (--dirty-log: a log, LOG_ALL; vblkd marks every page it writes)
+# and without, alternating, REPEAT rounds each. Prints median IOPS and the
+# on/off ratio per job. Not a test: numbers, no pass/fail.
+#   bench/dirty-log.sh [BUILD_DIR] [REPEAT] [RUNTIME_S]
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-bench}
+repeat=${2:-3}
+runtime=${3:-5}
+vblkd=$build/src/daemon/vblkd
+perf=$build/tools/vblkperf
+if [[ ! -x $vblkd || ! -x $perf ]]; then
+	[[ $build == "$root/build-bench" ]] || { echo "no vblkd/vblkperf in $build" >&2; exit 2; }
+	[[ -f $build/build.ninja ]] || meson setup "$build" --buildtype=release >/dev/null
+	ninja -C "$build" >/dev/null
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-dirtylog.XXXXXX")
+pid=''
+cleanup() {
+	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+sock=$tmp/s.sock
+# tmpfs image: reads copy real pages into the buffers vblkd then marks.
+img=/dev/shm/vblk-dirtylog-$$.img
+trap 'cleanup; rm -f "$img"' EXIT
+head -c $((256 << 20)) /dev/zero >"$img"
+"$vblkd" --socket-path="$sock" --file="$img" --num-queues=2 --iothreads=1 >"$tmp/vblkd.log" 2>&1 &
+pid=$!
+for ((i = 0; i < 100; i++)); do [[ -S $sock ]] && break; sleep 0.05; done
+
+iops() { # JOB-ARGS... -> IOPS
+	"$perf" --path="$sock" --runtime="$runtime" --json=- "$@" 2>/dev/null |
+		sed -n 's/.*"iops": \([0-9.]*\).*/\1/p' | tail -n 1
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+jobs=("randread bs=4k qd=32:--rw=randread --bs=4k --qd=32"
+	"randread bs=64k qd=8:--rw=randread --bs=64k --qd=8"
+	"randwrite bs=4k qd=32:--rw=randwrite --bs=4k --qd=32")
+printf '%-24s %12s %12s %8s\n' job "IOPS off" "IOPS on" "on/off"
+for j in "${jobs[@]}"; do
+	name=${j%%:*}
+	read -r -a args <<<"${j#*:}"
+	off=() on=()
+	for ((r = 0; r < repeat; r++)); do
+		off+=("$(iops "${args[@]}")")
+		on+=("$(iops "${args[@]}" --dirty-log)")
+	done
+	o=$(printf '%s\n' "${off[@]}" | median)
+	n=$(printf '%s\n' "${on[@]}" | median)
+	printf '%-24s %12.0f %12.0f %8.2f\n' "$name" "$o" "$n" "$(awk -v a="$n" -v b="$o" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+done
