@@ -739,6 +739,42 @@ int vblkd_proc_start(struct vblkd_proc *p, const char *vblkd, const char *const 
 	return 0;
 }
 
+int vblkd_proc_start_logged(struct vblkd_proc *p, const char *vblkd, const char *const *args,
+			    const char *log_path)
+{
+	int saved, fd, ret;
+
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	saved = dup(STDERR_FILENO);
+	if (saved < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	ret = vblkd_proc_start(p, vblkd, args);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	return ret;
+}
+
+unsigned vblkd_log_count(const char *log_path, const char *what)
+{
+	char line[1024];
+	unsigned n = 0;
+	FILE *f = fopen(log_path, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 bool vblkd_proc_alive(struct vblkd_proc *p)
 {
 	if (p->pid <= 0 || p->exited)

@@ -169,6 +169,14 @@ int vblkd_proc_init(struct vblkd_proc *p);
  * (argv[0] excluded). It dies with the test (PDEATHSIG).
  */
 int vblkd_proc_start(struct vblkd_proc *p, const char *vblkd, const char *const *args);
+/*
+ * vblkd_proc_start_logged - vblkd_proc_start with the daemon's stderr (its
+ * log) going to @log_path (truncated).
+ */
+int vblkd_proc_start_logged(struct vblkd_proc *p, const char *vblkd, const char *const *args,
+			    const char *log_path);
+/* Lines of the file @log_path that contain @what (0 if it cannot be read). */
+unsigned vblkd_log_count(const char *log_path, const char *what);
 /* True while the process runs (not exited, not a zombie). */
 bool vblkd_proc_alive(struct vblkd_proc *p);
 /*
