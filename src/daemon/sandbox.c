@@ -122,6 +122,27 @@ static const int sandbox_allowed[] = {
 };
 
 /*
+ * With an rbd export only: what librbd/librados threads call once serving,
+ * seen with --sandbox=log (kernel audit lines, printk rate limit off) over
+ * tests/func/test_daemon_rbd.c (I/O, snapshots, resize, an OSD restarted
+ * and frozen, shutdown with requests stuck): the messenger reconnecting to
+ * a restarted OSD (socket, connect, setsockopt, getsockname, shutdown; and
+ * getsockopt/getpeername, the rest of its connect path), threads librbd
+ * starts lazily (clone/clone3 and what a new glibc thread does:
+ * set_robust_list, rseq, sched_getaffinity), its timer and back-off
+ * sleeps (clock_nanosleep, nanosleep) and uname (ceph's
+ * entity/hostname lookups in its timer and dispatch threads). No listening
+ * socket, no file opened (the config and keyring are read before).
+ */
+static const int sandbox_rbd_allowed[] = {
+	SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+	SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(shutdown),
+	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+	SCMP_SYS(sched_getaffinity), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
+	SCMP_SYS(uname), SCMP_SYS(gettid),
+};
+
+/*
  * Denied with EACCES rather than killed: glibc malloc reads
  * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap
  * (seen at iothread exit), and copes with not being able to.
@@ -171,7 +192,7 @@ static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
 				SCMP_A0(SCMP_CMP_EQ, SIGABRT));
 }
 
-static int sandbox_seccomp(enum sandbox_mode mode)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
 {
 	scmp_filter_ctx ctx;
 	int ret;
@@ -188,6 +209,8 @@ static int sandbox_seccomp(enum sandbox_mode mode)
 		(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_allowed); i++)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_allowed[i], 0);
+	for (size_t i = 0; rbd && !ret && i < ARRAY_SIZE(sandbox_rbd_allowed); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_rbd_allowed[i], 0);
 #ifdef SANDBOX_ASAN
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(sandbox_asan_allowed); i++)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_asan_allowed[i], 0);
@@ -212,7 +235,7 @@ out:
 
 #else /* !HAVE_SECCOMP */
 
-static int sandbox_seccomp(enum sandbox_mode mode)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
 {
 	return -ENOTSUP;
 }
@@ -236,7 +259,7 @@ int sandbox_enter(const struct sandbox_opts *o)
 	}
 	if (o->mode == SANDBOX_OFF)
 		return 0;
-	ret = sandbox_seccomp(o->mode);
+	ret = sandbox_seccomp(o->mode, o->rbd);
 	if (ret && !o->required) {
 		log_warn("sandbox: no seccomp filter (%s); running without one",
 			 ret == -ENOTSUP ? "not supported here" : strerror(-ret));

@@ -561,6 +561,8 @@ int main(int argc, char **argv)
 			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
 			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
 	}
+	for (unsigned i = 0; i < c.nexports; i++)
+		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
 	loop_run(ctrl);
