@@ -105,7 +105,7 @@ def report(runs, out_json, out_png, args):
             m[x] = statistics.median(vals) if vals else None
         med[k] = m
 
-    setups = [s for s in ("null", "tmpfs") if any(k[0] == s for k in med)]
+    setups = [s for s in ("null", "tmpfs", "rbd") if any(k[0] == s for k in med)]
     modes = meta.get("vblkd_modes", "default").split()
     rows = []
     for s in setups:

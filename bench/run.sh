@@ -11,6 +11,10 @@
 #   bench/run.sh --quick              smoke: 1 repeat of 1 s
 #   bench/run.sh --no-build           use build-bench as it is
 #   bench/run.sh --only null|tmpfs    one storage setup only
+#   bench/run.sh --only rbd           a Ceph RBD image on a single-node cluster
+#                                     (scripts/ceph-cluster.sh): vblkd's rbd
+#                                     engine vs QSD's rbd driver (not in the
+#                                     default run)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,7 +51,7 @@ if ((do_build)); then
 		if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
 		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >&2
 	fi
-	[[ -d $build ]] || meson setup "$build" -Dbuildtype=release >&2
+	[[ -d $build ]] || meson setup "$build" -Dbuildtype=release -Drbd=auto >&2
 	ninja -C "$build" src/daemon/vblkd tools/vblkperf fio/libfio-vblk.so >&2
 fi
 vblkd=$build/src/daemon/vblkd
@@ -77,6 +81,7 @@ img=/dev/shm/vblk-bench-$$.img
 runs=$work/runs.jsonl
 : >"$runs"
 server_pid="" server_log="" sock=""
+ceph_dir="" ceph_conf=""
 
 stop_server() {
 	if [[ -n $server_pid ]]; then
@@ -89,6 +94,7 @@ stop_server() {
 }
 cleanup() {
 	stop_server
+	if [[ -n $ceph_dir ]]; then "$root/scripts/ceph-cluster.sh" stop "$ceph_dir" || true; fi
 	rm -f "$img"
 	rm -rf "$work"
 }
@@ -103,12 +109,19 @@ start_server() {
 	rm -f "$sock"
 	if [[ $server == vblkd ]]; then
 		cmd=("$vblkd" --socket-path="$sock" --num-queues="$queues" -q)
-		[[ $setup == null ]] && cmd+=(--null=1G) || cmd+=(--file="$img")
+		case $setup in
+		null) cmd+=(--null=1G) ;;
+		rbd) cmd+=(--rbd=rbd/bench --ceph-conf="$ceph_conf") ;;
+		*) cmd+=(--file="$img") ;;
+		esac
 		[[ $mode == default ]] || cmd+=(--poll-mode="$mode")
 	else
 		local bd
 		if [[ $setup == null ]]; then
 			bd=driver=null-co,node-name=n,size=1073741824,read-zeroes=on
+		elif [[ $setup == rbd ]]; then
+			# cache.direct=on: no librbd cache, as vblkd runs it
+			bd=driver=rbd,node-name=n,pool=rbd,image=bench,conf=$ceph_conf,cache.direct=on
 		else
 			bd=driver=file,node-name=n,filename=$img,aio=io_uring,cache.direct=off
 		fi
@@ -186,6 +199,18 @@ for setup in "${setups[@]}"; do
 	done
 done
 log "vblkd modes: ${vblkd_modes[*]}; $((n_runs * repeat)) runs of ${runtime}s (~$((n_runs * repeat * (runtime + 1) / 60 + 1)) min)"
+
+if [[ " ${setups[*]} " == *" rbd "* ]]; then
+	if "$vblkd" --socket-path="$work/probe.sock" --rbd=p/i 2>&1 | grep -q 'built without'; then
+		die "this vblkd has no rbd engine (librbd-dev, librados-dev)"
+	fi
+	ceph_dir=$work/ceph
+	ceph_conf=$("$root/scripts/ceph-cluster.sh" start "$ceph_dir") || die "no Ceph cluster"
+	rbd -c "$ceph_conf" create --size 1G rbd/bench
+	# Written in full, so reads go to real objects.
+	rbd -c "$ceph_conf" bench --io-type write --io-size 4M --io-total 1G --io-pattern seq \
+		rbd/bench >/dev/null
+fi
 
 configs=("qsd default")
 for m in "${vblkd_modes[@]}"; do configs+=("vblkd $m"); done

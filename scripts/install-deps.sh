@@ -17,6 +17,8 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config python3
 	liburing-dev libjson-c-dev libseccomp-dev
+	# the rbd engine (librbd; no pkg-config file)
+	librbd-dev librados-dev
 	# clang: fuzzers (-fsanitize=fuzzer) and sanitizer builds. clang only
 	# recommends its runtimes (libFuzzer, ASan, UBSan): name them.
 	clang lld libclang-rt-dev
@@ -25,6 +27,9 @@ packages=(
 	gzip xz-utils zstd util-linux coreutils
 	# storage fault tests (tests/func/test_daemon_faults.c): device-mapper
 	dmsetup
+	# the rbd engine's tests and bench: a single-node Ceph cluster on
+	# loopback (scripts/ceph-cluster.sh); qemu-storage-daemon's rbd driver
+	ceph-mon ceph-osd ceph-common qemu-block-extra
 	# benchmark chart (bench/run.sh)
 	python3-matplotlib
 	# script hygiene; the man page check (src/daemon/check-man.sh)

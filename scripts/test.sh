@@ -19,7 +19,7 @@ scripts/fio-headers.sh >/dev/null
 build=${VBLK_TEST_BUILD:-build-test}
 if [ ! -f "$build/build.ninja" ]; then
 	meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dwerror=true -Dbuildtype=debugoptimized
+		-Dwerror=true -Dbuildtype=debugoptimized -Drbd=enabled
 fi
 ninja -C "$build"
 

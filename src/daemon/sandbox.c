@@ -143,6 +143,27 @@ static const struct sandbox_call sandbox_allowed[] = {
 };
 
 /*
+ * With an rbd export only: what librbd/librados threads call once serving,
+ * seen with --sandbox=log (kernel audit lines, printk rate limit off) over
+ * tests/func/test_daemon_rbd.c (I/O, snapshots, resize, an OSD restarted
+ * and frozen, shutdown with requests stuck): the messenger reconnecting to
+ * a restarted OSD (socket, connect, setsockopt, getsockname, shutdown; and
+ * getsockopt/getpeername, the rest of its connect path), threads librbd
+ * starts lazily (clone/clone3 and what a new glibc thread does:
+ * set_robust_list, rseq, sched_getaffinity), its timer and back-off
+ * sleeps (clock_nanosleep, nanosleep) and uname (ceph's
+ * entity/hostname lookups in its timer and dispatch threads). No listening
+ * socket, no file opened (the config and keyring are read before).
+ */
+static const struct sandbox_call sandbox_rbd_allowed[] = {
+	SYS(socket), SYS(connect), SYS(setsockopt), SYS(getsockopt),
+	SYS(getsockname), SYS(getpeername), SYS(shutdown),
+	SYS(clone), SYS(clone3), SYS(set_robust_list), SYS(rseq),
+	SYS(sched_getaffinity), SYS(clock_nanosleep), SYS(nanosleep),
+	SYS(uname), SYS(gettid),
+};
+
+/*
  * Denied with EACCES rather than killed: glibc malloc reads
  * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap
  * (seen at iothread exit), and copes with not being able to.
@@ -251,7 +272,7 @@ static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
  * The filter for @arch (SCMP_ARCH_NATIVE: this machine), built but not
  * loaded. Return: 0 or -errno; *out is the caller's to release.
  */
-static int sandbox_build(enum sandbox_mode mode, uint32_t arch, scmp_filter_ctx *out)
+static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx;
 	int ret = 0;
@@ -277,6 +298,9 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, scmp_filter_ctx 
 	if (!ret)
 		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_allowed,
 					ARRAY_SIZE(sandbox_allowed));
+	if (!ret && rbd)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_rbd_allowed,
+					ARRAY_SIZE(sandbox_rbd_allowed));
 #ifdef SANDBOX_ASAN
 	if (!ret)
 		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_asan_allowed,
@@ -288,6 +312,11 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, scmp_filter_ctx 
 #endif
 	if (!ret)
 		ret = sandbox_add_arg_rules(ctx);
+	/* librbd names the threads it starts (seen in release builds only:
+	 * ASan builds allow prctl whole). */
+	if (!ret && rbd)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("prctl"), 1,
+				       SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
 	if (ret) {
 		log_err("sandbox: cannot build the seccomp filter: %s", strerror(-ret));
 		seccomp_release(ctx);
@@ -297,12 +326,12 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, scmp_filter_ctx 
 	return 0;
 }
 
-static int sandbox_seccomp(enum sandbox_mode mode)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
 {
 	scmp_filter_ctx ctx;
 	int ret;
 
-	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, &ctx);
+	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, rbd, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_load(ctx);
@@ -324,7 +353,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 		if (!token)
 			return -EINVAL;
 	}
-	ret = sandbox_build(mode, token, &ctx);
+	ret = sandbox_build(mode, token, true, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_export_pfc(ctx, fd);
@@ -334,7 +363,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 
 #else /* !HAVE_SECCOMP */
 
-static int sandbox_seccomp(enum sandbox_mode mode)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
 {
 	return -ENOTSUP;
 }
@@ -363,7 +392,7 @@ int sandbox_enter(const struct sandbox_opts *o)
 	}
 	if (o->mode == SANDBOX_OFF)
 		return 0;
-	ret = sandbox_seccomp(o->mode);
+	ret = sandbox_seccomp(o->mode, o->rbd);
 	if (ret && !o->required) {
 		log_warn("sandbox: no seccomp filter (%s); running without one",
 			 ret == -ENOTSUP ? "not supported here" : strerror(-ret));

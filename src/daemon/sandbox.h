@@ -25,6 +25,12 @@ struct sandbox_opts {
 	 */
 	bool required;
 	const char *user;   /* switch to this user (and its primary group); NULL: stay */
+	/*
+	 * An rbd export is served: librbd's threads keep talking to the Ceph
+	 * cluster (new TCP connections to OSDs and monitors, new threads,
+	 * timed sleeps); see sandbox_rbd_allowed in sandbox.c.
+	 */
+	bool rbd;
 };
 
 /*

@@ -34,7 +34,7 @@
 #define MAX_POLL_IDLE_US 1000000
 
 static const char usage_text[] =
-"Usage: vblkd --socket-path=PATH (--file=IMAGE | --null=SIZE) [options]\n"
+"Usage: vblkd --socket-path=PATH (--file=IMAGE | --rbd=POOL/IMAGE | --null=SIZE) [options]\n"
 "       vblkd --export=socket-path=PATH,file=IMAGE[,num-queues=N,...] [--export=...]\n"
 "       vblkd --print-capabilities\n"
 "\n"
@@ -46,6 +46,15 @@ static const char usage_text[] =
 "  --file=IMAGE         serve this file or block device (alias --blk-file)\n"
 "  --null=SIZE          serve a null device of SIZE bytes (K/M/G/T suffixes):\n"
 "                       reads return zeroes, writes are dropped\n"
+"  --rbd=POOL/IMAGE[@SNAP]\n"
+"                       serve this Ceph RBD image through librbd (a snapshot is\n"
+"                       served read-only)\n"
+"  --ceph-conf=PATH     rbd: the ceph.conf to read (default: librados' search)\n"
+"  --id=NAME            rbd: the Ceph client name, without 'client.' (default admin)\n"
+"  --keyring=PATH       rbd: the keyring holding the client's key\n"
+"  --rbd-timeout=SECONDS\n"
+"                       rbd: a request, or connecting, that takes longer fails\n"
+"                       (I/O error) (1-3600, default %u)\n"
 "  --num-queues=N       request queues (1-%d, default 1)\n"
 "  --queue-size=N       largest ring size accepted (power of two, 4-%d, default %d)\n"
 "  --read-only          refuse writes; the guest sees a read-only disk\n"
@@ -55,8 +64,9 @@ static const char usage_text[] =
 "  --no-packed          do not offer the packed ring layout\n"
 "\n"
 "  --export=KEY=VALUE,...  one more export; keys are the option names above\n"
-"                       without dashes (socket-path, fd, file, null, num-queues,\n"
-"                       queue-size, read-only, direct, writethrough, serial, packed)\n"
+"                       without dashes (socket-path, fd, file, null, rbd, ceph-conf,\n"
+"                       id, keyring, rbd-timeout, num-queues, queue-size,\n"
+"                       read-only, direct, writethrough, serial, packed)\n"
 "\n"
 "Daemon options:\n"
 "  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
@@ -81,8 +91,8 @@ static const char usage_text[] =
 
 static void usage(FILE *f)
 {
-	fprintf(f, usage_text, VHOST_MAX_QUEUES, MAX_QUEUE_SIZE, DEFAULT_QUEUE_SIZE,
-		MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US);
+	fprintf(f, usage_text, STORAGE_RBD_DEFAULT_TIMEOUT, VHOST_MAX_QUEUES, MAX_QUEUE_SIZE,
+		DEFAULT_QUEUE_SIZE, MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US);
 }
 
 static int fail(const char *fmt, ...) PRINTF(1, 2);
@@ -169,7 +179,8 @@ static int parse_bool(const char *name, const char *s, bool *out)
 struct export_opts {
 	struct export_params p;
 	uint64_t null_size;
-	bool have_target;       /* file or null given */
+	bool have_target;       /* file, rbd or null given */
+	bool rbd_opts;          /* ceph-conf, id, keyring or rbd-timeout given */
 };
 
 static void export_opts_init(struct export_opts *o)
@@ -203,19 +214,43 @@ static int export_opt(struct export_opts *o, const char *key, const char *val)
 		if (!val || !*val)
 			return fail("--file needs a path");
 		if (o->have_target)
-			return fail("give only one of --file and --null per export");
+			return fail("give only one of --file, --rbd and --null per export");
 		o->p.storage.engine = STORAGE_FILE;
 		o->p.storage.path = val;
 		o->have_target = true;
 	} else if (!strcmp(key, "null")) {
 		if (o->have_target)
-			return fail("give only one of --file and --null per export");
+			return fail("give only one of --file, --rbd and --null per export");
 		ret = parse_size("null size", val, &o->null_size);
 		if (ret)
 			return ret;
 		o->p.storage.engine = STORAGE_NULL;
 		o->p.storage.size = o->null_size;
 		o->have_target = true;
+	} else if (!strcmp(key, "rbd")) {
+		if (!val || !*val || !strchr(val, '/'))
+			return fail("invalid rbd '%s': expected POOL/IMAGE or POOL/IMAGE@SNAP",
+				    val ? val : "");
+		if (o->have_target)
+			return fail("give only one of --file, --rbd and --null per export");
+		if (!storage_have_rbd())
+			return fail("this vblkd was built without the rbd engine (librbd)");
+		o->p.storage.engine = STORAGE_RBD;
+		o->p.storage.path = val;
+		o->have_target = true;
+	} else if (!strcmp(key, "ceph-conf") || !strcmp(key, "id") || !strcmp(key, "keyring")) {
+		if (!val || !*val)
+			return fail("--%s needs a value", key);
+		if (!strcmp(key, "ceph-conf"))
+			o->p.storage.ceph_conf = val;
+		else if (!strcmp(key, "id"))
+			o->p.storage.rbd_id = val;
+		else
+			o->p.storage.keyring = val;
+		o->rbd_opts = true;
+	} else if (!strcmp(key, "rbd-timeout")) {
+		o->rbd_opts = true;
+		return parse_uint("rbd-timeout", val, 1, 3600, &o->p.storage.rbd_timeout);
 	} else if (!strcmp(key, "num-queues")) {
 		return parse_uint("num-queues", val, 1, VHOST_MAX_QUEUES, &o->p.num_queues);
 	} else if (!strcmp(key, "queue-size")) {
@@ -268,7 +303,9 @@ static int export_opts_check(struct export_opts *o, unsigned idx)
 	if (o->p.socket_path && o->p.fd >= 0)
 		return fail("export %u: --socket-path and --fd are mutually exclusive", idx);
 	if (!o->have_target)
-		return fail("export %u: give --file=IMAGE or --null=SIZE", idx);
+		return fail("export %u: give --file=IMAGE, --rbd=POOL/IMAGE or --null=SIZE", idx);
+	if (o->rbd_opts && o->p.storage.engine != STORAGE_RBD)
+		return fail("export %u: ceph-conf, id, keyring and rbd-timeout need --rbd", idx);
 	o->p.storage.read_only = o->p.read_only;
 	return 0;
 }
@@ -282,7 +319,8 @@ static void print_capabilities(void)
 enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
-	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE,
+	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
+	OPT_KEYRING, OPT_RBD_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -291,6 +329,11 @@ static const struct option long_opts[] = {
 	{ "file", required_argument, NULL, OPT_FILE },
 	{ "blk-file", required_argument, NULL, OPT_FILE },
 	{ "null", required_argument, NULL, OPT_NULL },
+	{ "rbd", required_argument, NULL, OPT_RBD },
+	{ "ceph-conf", required_argument, NULL, OPT_CEPH_CONF },
+	{ "id", required_argument, NULL, OPT_RBD_ID },
+	{ "keyring", required_argument, NULL, OPT_KEYRING },
+	{ "rbd-timeout", required_argument, NULL, OPT_RBD_TIMEOUT },
 	{ "num-queues", required_argument, NULL, OPT_QUEUES },
 	{ "queue-size", required_argument, NULL, OPT_QSIZE },
 	{ "read-only", no_argument, NULL, OPT_RO },
@@ -344,6 +387,11 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_FD: key = "fd"; break;
 		case OPT_FILE: key = "file"; break;
 		case OPT_NULL: key = "null"; break;
+		case OPT_RBD: key = "rbd"; break;
+		case OPT_CEPH_CONF: key = "ceph-conf"; break;
+		case OPT_RBD_ID: key = "id"; break;
+		case OPT_KEYRING: key = "keyring"; break;
+		case OPT_RBD_TIMEOUT: key = "rbd-timeout"; break;
 		case OPT_QUEUES: key = "num-queues"; break;
 		case OPT_QSIZE: key = "queue-size"; break;
 		case OPT_RO: key = "read-only"; break;
@@ -408,7 +456,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		c->nexports--;
 	}
 	if (c->nexports == 0)
-		return fail("nothing to serve: give --socket-path=PATH and --file=IMAGE");
+		return fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
 	for (unsigned i = 0; i < c->nexports; i++) {
 		ret = export_opts_check(&c->exports[i], i);
 		if (ret)
@@ -540,6 +588,8 @@ int main(int argc, char **argv)
 			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
 			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
 	}
+	for (unsigned i = 0; i < c.nexports; i++)
+		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
 	loop_run(ctrl);

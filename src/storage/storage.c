@@ -44,6 +44,18 @@ int storage_open(const struct storage_params *p, struct storage **out)
 	case STORAGE_NULL:
 		ops = &storage_null_ops;
 		break;
+	case STORAGE_RBD:
+#ifdef HAVE_RBD
+		if (!p->path || !p->path[0]) {
+			log_err("storage: the rbd engine needs POOL/IMAGE");
+			return -EINVAL;
+		}
+		ops = &storage_rbd_ops;
+		break;
+#else
+		log_err("storage: this vblkd was built without the rbd engine (librbd)");
+		return -ENOTSUP;
+#endif
 	default:
 		log_err("storage: unknown engine %d", (int)p->engine);
 		return -EINVAL;
@@ -91,7 +103,9 @@ void storage_close(struct storage *st)
  * storage_get_info - size, block sizes and capabilities of @st.
  * @st: an open storage
  *
- * Context: any thread; the info never changes after storage_open().
+ * Context: any thread; the info never changes after storage_open(), but
+ * for the size of an RBD image resized while served (updated with a
+ * relaxed atomic store: read it with __atomic_load_n).
  */
 const struct storage_info *storage_get_info(const struct storage *st)
 {
@@ -102,6 +116,8 @@ const struct storage_info *storage_get_info(const struct storage *st)
 static int storage_check(const struct storage *st, const struct storage_io *io, uint64_t *len)
 {
 	const struct storage_info *info = &st->info;
+	/* An rbd image's size changes when it is resized (any thread). */
+	uint64_t size = __atomic_load_n(&info->size, __ATOMIC_RELAXED);
 
 	switch (io->op) {
 	case STORAGE_OP_READ:
@@ -127,7 +143,7 @@ static int storage_check(const struct storage *st, const struct storage_io *io, 
 		return -EINVAL;
 	}
 
-	if (io->offset > info->size || *len > info->size - io->offset)
+	if (io->offset > size || *len > size - io->offset)
 		return -EINVAL;
 	return 0;
 }
@@ -146,6 +162,7 @@ void storage_submit(struct storage_chan *ch, struct storage *st, struct storage_
 	int ret;
 
 	io->st = st;
+	io->ch = ch;
 	io->done_bytes = 0;
 	io->next = NULL;
 	io->res = 0;
@@ -159,6 +176,15 @@ void storage_submit(struct storage_chan *ch, struct storage *st, struct storage_
 		return;
 	}
 	st->ops->submit(ch, io);
+}
+
+bool storage_have_rbd(void)
+{
+#ifdef HAVE_RBD
+	return true;
+#else
+	return false;
+#endif
 }
 
 unsigned storage_chan_inflight(const struct storage_chan *ch)

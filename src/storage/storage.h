@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * storage.h - storage engines behind one interface: a file or block device
- * through io_uring (buffered or O_DIRECT), and a null engine for
- * benchmarks (reads return zeroes, writes are dropped).
+ * through io_uring (buffered or O_DIRECT), a Ceph RBD image through
+ * librbd (when built with it), and a null engine for benchmarks (reads
+ * return zeroes, writes are dropped).
  *
  * A struct storage is one opened backend, shared by every thread serving
  * it. A struct storage_chan is one thread's submission context (one
@@ -16,14 +17,24 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-enum storage_engine { STORAGE_FILE, STORAGE_NULL };
+enum storage_engine { STORAGE_FILE, STORAGE_NULL, STORAGE_RBD };
+
+/* Default STORAGE_RBD request/connect timeout, seconds. */
+#define STORAGE_RBD_DEFAULT_TIMEOUT 30u
 
 struct storage_params {
 	enum storage_engine engine;
-	const char *path;     /* STORAGE_FILE: file or block device */
+	const char *path;     /* STORAGE_FILE: file or block device;
+			       * STORAGE_RBD: POOL/IMAGE or POOL/IMAGE@SNAP */
 	uint64_t size;        /* STORAGE_NULL: capacity in bytes */
 	bool direct;          /* O_DIRECT */
 	bool read_only;
+	/* STORAGE_RBD only (NULL: librados' defaults) */
+	const char *ceph_conf;   /* ceph.conf path */
+	const char *rbd_id;      /* client name without "client.", e.g. "admin" */
+	const char *keyring;     /* keyring path */
+	unsigned rbd_timeout;    /* seconds a request or the connect may take;
+				  * 0: STORAGE_RBD_DEFAULT_TIMEOUT */
 };
 
 struct storage_info {
@@ -37,6 +48,9 @@ struct storage_info {
 
 struct storage;
 struct storage_chan;
+
+/* true if this build has the STORAGE_RBD engine. */
+bool storage_have_rbd(void);
 
 /*
  * storage_open - open a backend. Errors: -ENOENT, -EACCES, -EISDIR,
@@ -75,6 +89,7 @@ struct storage_io {
 	void *priv;                /* the caller's; storage never touches it */
 	/* engine-private below */
 	struct storage *st;
+	struct storage_chan *ch;   /* the chan it was submitted on */
 	uint64_t done_bytes;       /* progress for short reads/writes */
 	struct storage_io *next;   /* engine's deferred/retry lists */
 	int res;                   /* result while on the chan's done list */

@@ -51,6 +51,17 @@ static inline struct storage_io *storage_io_list_pop(struct storage_io_list *l)
 	return io;
 }
 
+/*
+ * A completion source an engine attaches to a chan: polled (on the chan's
+ * thread) whenever the chan is reaped or polled, it moves finished
+ * requests to the chan (storage_chan_complete_local / _remote). The rbd
+ * engine's image event notification writes the chan's own eventfd.
+ */
+struct storage_chan_src {
+	void (*poll)(struct storage_chan *ch, struct storage_chan_src *src);
+	struct storage_chan_src *next;
+};
+
 struct storage_chan {
 	struct io_uring ring;
 	int efd;                       /* registered eventfd: storage_chan_fd() */
@@ -62,6 +73,10 @@ struct storage_chan {
 	struct storage_io_list done;   /* completed without the kernel */
 	bool polled;                   /* a poller checks done: no eventfd kicks */
 	bool drained;                  /* the owner calls storage_chan_drain */
+	struct storage_chan_src *srcs; /* engine completion sources (chan's thread) */
+	/* Completed on another thread: a lock-free LIFO (atomic builtins),
+	 * taken whole by this chan's thread (storage_chan_complete_remote). */
+	struct storage_io *remote;
 };
 
 struct storage_ops {
@@ -76,6 +91,7 @@ struct storage_ops {
 struct storage {
 	const struct storage_ops *ops;
 	struct storage_info info;
+	void *priv;                    /* engine state (rbd) */
 	int fd;                        /* STORAGE_FILE, else -1 */
 	bool is_blkdev;
 	/* Set (relaxed atomic, any thread) once FALLOC_FL_ZERO_RANGE said
@@ -85,6 +101,9 @@ struct storage {
 
 extern const struct storage_ops storage_file_ops;
 extern const struct storage_ops storage_null_ops;
+#ifdef HAVE_RBD
+extern const struct storage_ops storage_rbd_ops;
+#endif
 
 /*
  * storage_chan_complete - finish @io without the kernel: cb(io, res) runs
@@ -92,6 +111,32 @@ extern const struct storage_ops storage_null_ops;
  * Context: the chan's thread.
  */
 void storage_chan_complete(struct storage_chan *ch, struct storage_io *io, int res);
+
+/*
+ * storage_chan_complete_local - as storage_chan_complete, without making
+ * the fd readable: for a completion source, which runs from the chan's own
+ * reap/poll (the callback runs before that call returns).
+ * Context: the chan's thread, from a storage_chan_src poll.
+ */
+void storage_chan_complete_local(struct storage_chan *ch, struct storage_io *io, int res);
+
+/*
+ * storage_chan_complete_remote - finish @io on its chan (io->ch) from
+ * another thread: a lock-free push, and the chan's fd made readable if the
+ * list was empty. cb runs on the chan's thread.
+ * Context: any thread.
+ */
+void storage_chan_complete_remote(struct storage_io *io, int res);
+
+/*
+ * storage_chan_add_src / storage_chan_del_src - attach or detach an
+ * engine's completion source. Context: the chan's thread.
+ */
+void storage_chan_add_src(struct storage_chan *ch, struct storage_chan_src *src);
+void storage_chan_del_src(struct storage_chan *ch, struct storage_chan_src *src);
+
+/* Make the chan's fd readable (any thread: an eventfd write). */
+void storage_chan_kick(struct storage_chan *ch);
 
 /*
  * Test hook: when non-zero, the file engine moves at most this many bytes

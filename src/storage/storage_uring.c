@@ -167,7 +167,7 @@ int storage_chan_fd(const struct storage_chan *ch)
 	return ch->efd;
 }
 
-static void storage_chan_kick(struct storage_chan *ch)
+void storage_chan_kick(struct storage_chan *ch)
 {
 	uint64_t one = 1;
 
@@ -184,6 +184,81 @@ void storage_chan_complete(struct storage_chan *ch, struct storage_io *io, int r
 	storage_io_list_push(&ch->done, io);
 	if (was_empty && !ch->polled && !ch->drained)
 		storage_chan_kick(ch);
+}
+
+void storage_chan_complete_local(struct storage_chan *ch, struct storage_io *io, int res)
+{
+	io->res = res;
+	storage_io_list_push(&ch->done, io);
+}
+
+void storage_chan_complete_remote(struct storage_io *io, int res)
+{
+	struct storage_chan *ch = io->ch;
+	struct storage_io *old = __atomic_load_n(&ch->remote, __ATOMIC_RELAXED);
+
+	io->res = res;
+	/* Release: the consumer's acquire exchange sees io's fields. */
+	do {
+		io->next = old;
+	} while (!__atomic_compare_exchange_n(&ch->remote, &old, io, true, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+	/* The first one since the consumer took the list wakes it; the
+	 * consumer takes the list only after draining the fd. */
+	if (!old)
+		storage_chan_kick(ch);
+}
+
+/* Move what other threads completed to the local done list, oldest first. */
+static void storage_chan_take_remote(struct storage_chan *ch)
+{
+	struct storage_io *io, *rev = NULL;
+
+	if (!__atomic_load_n(&ch->remote, __ATOMIC_RELAXED))
+		return;
+	/* Acquire: pairs with the release in storage_chan_complete_remote. */
+	io = __atomic_exchange_n(&ch->remote, NULL, __ATOMIC_ACQUIRE);
+	while (io) {
+		struct storage_io *next = io->next;
+
+		io->next = rev;
+		rev = io;
+		io = next;
+	}
+	while (rev) {
+		io = rev;
+		rev = rev->next;
+		storage_io_list_push(&ch->done, io);
+	}
+}
+
+/* Completion sources and other threads' completions to the done list. */
+static void storage_chan_collect(struct storage_chan *ch)
+{
+	struct storage_chan_src *src, *next;
+
+	for (src = ch->srcs; src; src = next) {
+		next = src->next;   /* a source may detach itself */
+		src->poll(ch, src);
+	}
+	storage_chan_take_remote(ch);
+}
+
+void storage_chan_add_src(struct storage_chan *ch, struct storage_chan_src *src)
+{
+	src->next = ch->srcs;
+	ch->srcs = src;
+}
+
+void storage_chan_del_src(struct storage_chan *ch, struct storage_chan_src *src)
+{
+	for (struct storage_chan_src **pp = &ch->srcs; *pp; pp = &(*pp)->next) {
+		if (*pp == src) {
+			*pp = src->next;
+			src->next = NULL;
+			return;
+		}
+	}
 }
 
 /* Run the callback: the last thing done with @io. */
@@ -478,6 +553,7 @@ unsigned storage_chan_poll(struct storage_chan *ch)
 	struct storage_io *io;
 	unsigned start = ch->callbacks;
 
+	storage_chan_collect(ch);
 	/* Take the local list now, so callbacks adding to it cannot keep
 	 * this call looping. */
 	storage_io_list_init(&done);
@@ -542,6 +618,8 @@ bool storage_chan_poll_stop(struct storage_chan *ch)
 	 * and any later one signals the fd again. The read is a full barrier. */
 	r = read(ch->efd, &cnt, sizeof(cnt));
 	(void)r;
+	/* Engine sources signal the same fd: what they hold now goes to done. */
+	storage_chan_collect(ch);
 	return !storage_io_list_empty(&ch->done) || io_uring_cq_ready(&ch->ring);
 }
 

@@ -19,6 +19,9 @@ usage() {
 	  --size SIZE       image size for truncate (default 128M)
 	  --vblkd PATH      vblkd binary (default \$VBLKD)
 	  --backend-arg ARG one more backend argument (repeatable), e.g. --direct
+	  --rbd             vblkd: serve an RBD image (the image's contents imported)
+	                    on a single-node Ceph cluster (scripts/ceph-cluster.sh)
+	                    started for this test
 	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
 	  --append ARGS     extra guest kernel command line
 	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
@@ -50,7 +53,8 @@ usage() {
 (($# >= 2)) || usage
 backend=$1 test=$2
 shift 2
-queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0
+queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir=''
+
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
 migrations=0 migrate_gap=3
@@ -66,6 +70,7 @@ while (($#)); do
 	--size) size=$2; shift 2 ;;
 	--vblkd) vblkd_bin=$2; shift 2 ;;
 	--backend-arg) backend_args+=("$2"); shift 2 ;;
+	--rbd) rbd=1; shift ;;
 	--expect) expects+=("$2"); shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--timeout) E2E_TIMEOUT=$2; shift 2 ;; # read by e2e_run_qemu
@@ -109,6 +114,10 @@ vblkd)
 	;;
 *) usage ;;
 esac
+if ((rbd)); then
+	[[ $backend == vblkd ]] || e2e_die "--rbd is for the vblkd backend"
+	command -v ceph-osd >/dev/null || { e2e_log "SKIP: no ceph-osd (scripts/install-deps.sh)"; exit 77; }
+fi
 if ! e2e_have_qemu; then
 	e2e_log "SKIP: QEMU cannot run here"
 	exit 77
@@ -117,6 +126,7 @@ fi
 label="$backend/$test q=$queues"
 ((packed)) && label+=" packed"
 ((ro)) && label+=" ro"
+((rbd)) && label+=" rbd"
 ((reconnect)) && label+=" reconnect"
 [[ -n $chaos_sig ]] && label+=" chaos=SIG$chaos_sig"
 ((migrations)) && label+=" migrate=$migrations"
@@ -147,6 +157,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	[[ -n $E2E_QEMU_PID ]] && { stop_pid "$E2E_QEMU_PID" || true; }
 	[[ -n $backend_pid ]] && { stop_pid "$backend_pid" || true; }
+	[[ -n $ceph_dir ]] && { "$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" stop "$ceph_dir" || true; }
 	if ((keep)); then
 		e2e_log "kept $tmp"
 	else
@@ -203,6 +214,8 @@ vblkd)
 	if ((!ro)); then
 		exp[DISCARD_MAX_BYTES]=nonzero exp[WRITE_ZEROES_MAX_BYTES]=nonzero
 	fi
+	# The rbd engine zeroes partial objects on discard (docs/operations.md).
+	((rbd)) && exp[DISCARD_ZEROES]=1
 	;;
 esac
 for kv in "${expects[@]}"; do
@@ -231,7 +244,17 @@ qsd)
 	((migrations)) && bcmd+=(--export "type=vhost-user-blk,id=exp1,node-name=disk0,addr.type=unix,addr.path=$sock2,writable=$writable,num-queues=$queues")
 	;;
 vblkd)
-	bcmd=("$vblkd_bin" "--socket-path=$sock" "--file=$img" "--num-queues=$queues")
+	bcmd=("$vblkd_bin" "--socket-path=$sock" "--num-queues=$queues")
+	if ((rbd)); then
+		ceph_dir=$tmp/ceph
+		ceph_conf=$("$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" start "$ceph_dir") ||
+			e2e_die "no Ceph cluster (logs in $ceph_dir/log)"
+		rbd -c "$ceph_conf" import --no-progress "$img" rbd/disk >/dev/null ||
+			e2e_die "rbd import failed"
+		bcmd+=("--rbd=rbd/disk" "--ceph-conf=$ceph_conf")
+	else
+		bcmd+=("--file=$img")
+	fi
 	((ro)) && bcmd+=(--read-only)
 	# A second export of the same image: one process, one page cache.
 	((migrations)) && bcmd+=("--export=socket-path=$sock2,file=$img,num-queues=$queues,read-only=$((ro ? 1 : 0))")
