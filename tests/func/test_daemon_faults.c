@@ -105,20 +105,6 @@ static int discard(struct vblk_client *c, uint64_t off, uint64_t len)
 	return io(c, VIRTIO_BLK_T_DISCARD, 0, &seg, sizeof(seg), NULL, 0);
 }
 
-/* Lines of the daemon's log containing @what. */
-static unsigned log_count(const char *what)
-{
-	char line[1024];
-	unsigned n = 0;
-	FILE *f = fopen(log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		n += strstr(line, what) != NULL;
-	if (f)
-		fclose(f);
-	return n;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -173,7 +159,7 @@ static struct vblk_client *connect_to(const char *sock, const char *what)
 static void storm(struct vblk_client *c, const char *what, uint32_t type, uint64_t off,
 		  size_t len, const char *err)
 {
-	unsigned before = log_count(err), bad = 0, after, windows;
+	unsigned before = vblkd_log_count(log_path, err), bad = 0, after, windows;
 	double t0 = now_s();
 
 	for (int i = 0; i < 200; i++) {
@@ -182,7 +168,7 @@ static void storm(struct vblk_client *c, const char *what, uint32_t type, uint64
 
 		bad += st != VIRTIO_BLK_S_IOERR;
 	}
-	after = log_count(err);
+	after = vblkd_log_count(log_path, err);
 	windows = (unsigned)((now_s() - t0) / 5.0) + 2;
 	is(bad, 0, "%s: 200 failing requests in a row all complete with IOERR", what);
 	ok(after - before <= LOG_BURST * windows,
@@ -247,7 +233,7 @@ static void test_enospc(const char *sock, const char *filler)
 	   "after %llu KiB", (unsigned long long)(full_at >> 10));
 	ok(full_at > 0 && full_at <= TMPFS_SIZE, "enospc: the first %llu KiB went in",
 	   (unsigned long long)(full_at >> 10));
-	ok(log_count("No space left on device") > 0, "enospc: the log names ENOSPC");
+	ok(vblkd_log_count(log_path, "No space left on device") > 0, "enospc: the log names ENOSPC");
 	ok(full_at && rd_check(c, 0, 256 << 10, 0), "enospc: data written before reads back");
 	ok(rd_check(c, 32 * MIB, 64 << 10, -1), "enospc: reading a hole still works");
 	ok(full_at && wr(c, 0, 256 << 10, 9) == VIRTIO_BLK_S_OK,
@@ -278,7 +264,7 @@ static void test_enospc(const char *sock, const char *filler)
 static void test_eio(const char *sock)
 {
 	struct vblk_client *c = connect_to(sock, "eio");
-	unsigned logged = log_count("Input/output error");
+	unsigned logged = vblkd_log_count(log_path, "Input/output error");
 
 	if (!c)
 		return;
@@ -294,7 +280,7 @@ static void test_eio(const char *sock)
 	   "eio failing: flush is IOERR");
 	ok(fault_fuse_failed(fuse) >= 3, "eio failing: the errors came from the filesystem (%lu)",
 	   fault_fuse_failed(fuse));
-	ok(log_count("Input/output error") > logged, "eio failing: the log names EIO");
+	ok(vblkd_log_count(log_path, "Input/output error") > logged, "eio failing: the log names EIO");
 	storm(c, "eio failing", VIRTIO_BLK_T_IN, 1 * MIB, 4096, "Input/output error");
 	ok(vblkd_proc_alive(&proc), "eio failing: vblkd survives");
 

@@ -31,18 +31,7 @@ static char sock[256], img[256], log_path[256];
 /* Start vblkd with its stderr (and stdout) going to @log_path. */
 static int start(struct vblkd_proc *p, const char *const *args)
 {
-	int saved = dup(STDERR_FILENO), fd, ret;
-
-	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (saved < 0 || fd < 0)
-		tap_bail("log file %s: %s", log_path, strerror(errno));
-	fflush(stderr);
-	dup2(fd, STDERR_FILENO);
-	ret = vblkd_proc_start(p, vblkd, args);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	close(fd);
-	return ret;
+	return vblkd_proc_start_logged(p, vblkd, args, log_path);
 }
 
 static bool log_has(const char *what)
