@@ -120,6 +120,7 @@ int vhost_log_apply(struct vhost_vring *vrings, unsigned n, struct vhost_vring *
 {
 	struct log_swap w[VHOST_MAX_QUEUES];
 	unsigned i;
+	int ret, err = 0;
 
 	for (i = 0; i < n && i < VHOST_MAX_QUEUES; i++) {
 		struct vhost_vring *vr = &vrings[i];
@@ -137,9 +138,17 @@ int vhost_log_apply(struct vhost_vring *vrings, unsigned n, struct vhost_vring *
 		if (!w[i].vr)
 			continue;
 		gmem_log_get(w[i].cfg.log);
-		ops->queue_exec(opaque, w[i].vr, log_swap_fn, &w[i]);
-		/* The ring no longer marks it: an old log may go now. */
+		ret = ops->queue_exec(opaque, w[i].vr, log_swap_fn, &w[i]);
+		/* Done: the ring no longer marks the old log, which may go now.
+		 * Not done (its thread did not answer, the call was withdrawn):
+		 * cfg.log is still the new one, and the ring logs as before,
+		 * which the frontend must not believe it does. */
 		gmem_log_put(w[i].cfg.log);
+		if (ret && !err) {
+			err = ret;
+			*bad_index = i;
+			*why = "the ring's thread does not answer: dirty log not switched";
+		}
 	}
-	return 0;
+	return err;
 }

@@ -67,7 +67,10 @@ void vhost_log_ring_stop(struct vhost_vring *vr);
  * @only) the logging @log and @on ask for, each switched inside its own
  * context (ops->queue_exec); a ring's previous log is put once it no
  * longer uses it. Every ring is checked first: -ERANGE, nothing changed,
- * with *bad_index and *why naming the first ring that does not fit.
+ * with *bad_index and *why naming the first ring that does not fit. A
+ * ring whose thread does not take the switch (queue_exec fails) keeps its
+ * old logging: its error, with *bad_index and *why; the caller must then
+ * drop the connection (the frontend would trust a log that misses pages).
  */
 int vhost_log_apply(struct vhost_vring *vrings, unsigned n, struct vhost_vring *only,
 		    struct gmem_log *log, bool on, const struct gmem *mem,

@@ -114,6 +114,38 @@ static void test_flow(struct env *e)
 	ok(healthy_and_close(e), "server serves the next session");
 }
 
+/*
+ * A ring whose thread does not take the switch to LOG_ALL (the export's
+ * queue_exec timed out) would go on writing unlogged while the frontend
+ * believes it logs: the connection must close instead of acking.
+ */
+static void test_switch_not_taken(struct env *e)
+{
+	struct vhost_frontend *f = fe_connect(e);
+	int kick = eventfd(0, EFD_CLOEXEC), log = log_memfd(LOG_BYTES);
+	int disc0 = DEV(e, disconnects);
+
+	if (start_ring(e, f, kick) || vhost_frontend_set_log_base(f, log, LOG_BYTES, 0)) {
+		ok(0, "stuck ring: setup");
+		goto out;
+	}
+	pthread_mutex_lock(&e->dev.lock);
+	e->dev.exec_fail = -ETIMEDOUT;
+	pthread_mutex_unlock(&e->dev.lock);
+	vhost_frontend_set_features(f, FEAT | F_LOG_ALL);
+	ok(fe_closed_by_peer(f), "LOG_ALL a ring's thread did not take: connection closed");
+	ok(WAIT_FOR(e, e->dev.disconnects == disc0 + 1 && !e->dev.running[0]),
+	   "stuck ring: session torn down");
+	pthread_mutex_lock(&e->dev.lock);
+	e->dev.exec_fail = 0;
+	pthread_mutex_unlock(&e->dev.lock);
+out:
+	vhost_frontend_destroy(f);
+	close(kick);
+	close(log);
+	ok(healthy_and_close(e), "server serves the next session after the stuck switch");
+}
+
 struct bad_log {
 	const char *name;
 	uint64_t size, offset, file;   /* file 0: an eventfd (cannot be mapped) */
@@ -179,6 +211,7 @@ int main(void)
 	if (env_server_create(&e, e.path, -1))
 		tap_bail("server");
 	test_flow(&e);
+	test_switch_not_taken(&e);
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
 		bad_case(&e, &bad[i]);
 	env_fini(&e);

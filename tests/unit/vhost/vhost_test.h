@@ -59,6 +59,7 @@ struct fake_dev {
 	bool async_stop;          /* done() posted to the loop, not called inline */
 	uint16_t stop_advance;    /* "progress" made by the queue before stopping */
 	bool refuse_set_config;
+	int exec_fail;            /* queue_exec: not run, this error (a stuck thread) */
 	bool running[T_NUM_QUEUES];
 	struct vhost_vring *vr[T_NUM_QUEUES];
 	/* snapshot at the last queue_start / queue_exec of each vring */
@@ -172,6 +173,8 @@ static int fd_queue_exec(void *o, struct vhost_vring *vr, loop_fn fn, void *arg)
 {
 	struct fake_dev *d = o;
 
+	if (d->exec_fail)
+		return d->exec_fail;   /* withdrawn, as loop_call_timeout does */
 	fn(arg);
 	pthread_mutex_lock(&d->lock);
 	d->execs++;
