@@ -60,6 +60,11 @@ struct vblk_client {
 	unsigned nregions;
 	struct gmem_region_desc regions[MAX_REGIONS];
 	struct client_queue q[VBLK_CLIENT_MAX_QUEUES];
+	/* .inflight: the area the daemon gave us (GET_INFLIGHT_FD), mapped */
+	int inflight_fd;
+	struct vhost_msg_inflight area;
+	uint8_t *inflight_map;
+	bool reconnecting;          /* rings keep their state (client_ring) */
 	/* vblk_client_io requests that timed out: still on a ring, freed last. */
 	struct vblk_req **orphans;
 	unsigned norphans;
@@ -209,7 +214,10 @@ enum ring_step { R_END, R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK, R_ERR, R_ENABLE }
 static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
 {
 	struct client_queue *cq = &c->q[q];
-	int ret = client_queue_reset(c, q);
+	/* A reconnect resumes the ring as it is, at the used index (QEMU's
+	 * virtio_queue_restore_last_avail_idx for a backend that died). */
+	unsigned base = c->reconnecting ? READ_ONCE(cq->drv.used->idx) : client_base(c);
+	int ret = c->reconnecting ? 0 : client_queue_reset(c, q);
 
 	for (; !ret && *steps != R_END; steps++) {
 		switch (*steps) {
@@ -217,7 +225,7 @@ static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
 			ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
 			break;
 		case R_BASE:
-			ret = vhost_frontend_set_vring_base(c->f, q, client_base(c));
+			ret = vhost_frontend_set_vring_base(c->f, q, base);
 			break;
 		case R_ADDR:
 			ret = client_set_addr(c, q);
@@ -321,6 +329,34 @@ static int client_check_queue_num(struct vblk_client *c)
 
 #define PROTO(x) (1ull << VHOST_USER_PROTOCOL_F_##x)
 
+/*
+ * .inflight: the area, as vhost_user_blk_start does before vhost_dev_start:
+ * the daemon's on the first connect, the same one again on a reconnect.
+ */
+static int client_inflight(struct vblk_client *c)
+{
+	struct vhost_msg_inflight in = { .num_queues = (uint16_t)c->o.num_queues,
+					 .queue_size = (uint16_t)c->o.queue_size };
+	int ret;
+
+	if (!c->o.inflight)
+		return 0;
+	if (c->inflight_fd < 0) {
+		ret = vhost_frontend_get_inflight_fd(c->f, &in, &c->area, &c->inflight_fd);
+		if (ret)
+			return ret;
+		if (c->inflight_fd < 0 || !c->area.mmap_size)
+			return -ENOTSUP;
+		c->inflight_map = mmap(NULL, c->area.mmap_size, PROT_READ | PROT_WRITE,
+				       MAP_SHARED, c->inflight_fd, (off_t)c->area.mmap_offset);
+		if (c->inflight_map == MAP_FAILED) {
+			c->inflight_map = NULL;
+			return -errno;
+		}
+	}
+	return vhost_frontend_set_inflight_fd(c->f, &c->area, c->inflight_fd);
+}
+
 /* The QEMU 7.2 vhost-user-blk order, for every queue. */
 static int client_handshake(struct vblk_client *c)
 {
@@ -329,7 +365,8 @@ static int client_handshake(struct vblk_client *c)
 	int ret;
 
 	ret = client_get_features(c);
-	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG));
+	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG) |
+				     (c->o.inflight ? PROTO(INFLIGHT_SHMFD) : 0));
 	ret = ret ?: client_check_queue_num(c);
 	ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
 	if (ret)
@@ -340,9 +377,45 @@ static int client_handshake(struct vblk_client *c)
 	ret = ret ?: vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
 	for (q = 0; !ret && q < c->o.num_queues; q++)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
+	ret = ret ?: client_inflight(c);
 	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 	ret = ret ?: client_set_memory(c);
 	return ret ?: client_rings(c, qemu_ring, false);
+}
+
+int vblk_client_reconnect(struct vblk_client *c, const char *path)
+{
+	int ret;
+
+	if (!c->o.inflight || c->o.flavor != VBLK_FLAVOR_QEMU || c->o.packed)
+		return -EINVAL;
+	vhost_frontend_destroy(c->f);
+	c->f = NULL;
+	ret = connect_retry(path, &c->f);
+	if (ret)
+		return ret;
+	vhost_frontend_set_timeout(c->f, c->o.timeout_ms);
+	c->reconnecting = true;
+	ret = client_handshake(c);
+	c->reconnecting = false;
+	return ret;
+}
+
+int vblk_client_inflight_marked(const struct vblk_client *c, unsigned q)
+{
+	/* The spec's QueueRegionSplit: a 16-byte header, then 16 bytes per
+	 * descriptor whose first byte is its "inflight" flag. */
+	uint64_t region = virtq_inflight_size(c->area.queue_size, false);
+	const uint8_t *d;
+	int n = 0;
+
+	if (!c->inflight_map || q >= c->area.num_queues ||
+	    (q + 1) * region > c->area.mmap_size)
+		return -1;
+	d = c->inflight_map + q * region + 16;
+	for (unsigned i = 0; i < c->area.queue_size; i++)
+		n += READ_ONCE(d[16 * i]) == 1;
+	return n;
 }
 
 /*
@@ -533,6 +606,7 @@ int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
 	if (!c)
 		return -ENOMEM;
 	c->memfd = -1;
+	c->inflight_fd = -1;
 	c->mem = MAP_FAILED;
 	for (q = 0; q < VBLK_CLIENT_MAX_QUEUES; q++)
 		c->q[q].kick_fd = c->q[q].call_fd = c->q[q].err_fd = -1;
@@ -597,6 +671,9 @@ void vblk_client_destroy(struct vblk_client *c)
 	if (c->mem != MAP_FAILED)
 		munmap(c->mem, c->mem_size);
 	close_fd(&c->memfd);
+	if (c->inflight_map)
+		munmap(c->inflight_map, c->area.mmap_size);
+	close_fd(&c->inflight_fd);
 	for (unsigned i = 0; i < c->norphans; i++)
 		free(c->orphans[i]);
 	free(c->orphans);
