@@ -361,7 +361,13 @@ int vhost_frontend_set_vring_err(struct vhost_frontend *f, unsigned index, int f
 
 int vhost_frontend_get_config(struct vhost_frontend *f, uint32_t offset, void *buf, uint32_t len)
 {
-	union vhost_msg_payload p = { .config = { .offset = offset, .size = len } };
+	return vhost_frontend_get_config_flags(f, offset, buf, len, 0);
+}
+
+int vhost_frontend_get_config_flags(struct vhost_frontend *f, uint32_t offset, void *buf,
+				    uint32_t len, uint32_t flags)
+{
+	union vhost_msg_payload p = { .config = { .offset = offset, .size = len, .flags = flags } };
 	uint32_t got;
 	int ret;
 

@@ -115,6 +115,9 @@ int vhost_frontend_set_inflight_fd(struct vhost_frontend *f, const struct vhost_
 /* Config space; len <= VHOST_USER_MAX_CONFIG_SIZE. -EIO if the backend
  * answered with an empty payload (its way of saying failure). */
 int vhost_frontend_get_config(struct vhost_frontend *f, uint32_t offset, void *buf, uint32_t len);
+/* The same with the message's flags field set (crosvm: 1, "writable"). */
+int vhost_frontend_get_config_flags(struct vhost_frontend *f, uint32_t offset, void *buf,
+				    uint32_t len, uint32_t flags);
 int vhost_frontend_set_config(struct vhost_frontend *f, uint32_t offset, const void *buf,
 			      uint32_t len, uint32_t flags);
 

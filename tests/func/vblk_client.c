@@ -553,9 +553,70 @@ static int client_start_legacy(struct vblk_client *c, bool init)
 							R_END }, false);
 }
 
+/*
+ * crosvm's vhost-user frontend (devices/src/virtio/vhost_user_frontend/
+ * mod.rs over third_party/vmm_vhost): SET_OWNER, GET_FEATURES, then the
+ * protocol features without any SET_FEATURES (CONFIG, MQ, REPLY_ACK and
+ * others we do not offer; REPLY_ACK negotiated but NEED_REPLY never set),
+ * GET_QUEUE_NUM. The guest's config-space accesses are forwarded as they
+ * come: GET_CONFIG of a few bytes at the field's offset with flags 1
+ * ("writable"), and the write-cache byte as SET_CONFIG, all before the
+ * first SET_FEATURES, which is sent only at activation (and again only
+ * if the acked features changed); then SET_MEM_TABLE (no slots query)
+ * and per queue NUM, ADDR, BASE, CALL, KICK, ENABLE. Its reset disables
+ * and stops queue by queue (vblk_client_stop, as rust-vmm).
+ */
+static int client_start_crosvm(struct vblk_client *c, bool init)
+{
+	static const struct { uint32_t off, len; } fields[] = {
+		{ offsetof(struct virtio_blk_config, capacity), 8 },
+		{ offsetof(struct virtio_blk_config, size_max), 4 },
+		{ offsetof(struct virtio_blk_config, seg_max), 4 },
+		{ offsetof(struct virtio_blk_config, blk_size), 4 },
+		{ offsetof(struct virtio_blk_config, num_queues), 2 },
+		{ offsetof(struct virtio_blk_config, wce), 1 },
+	};
+	uint8_t wce = 0;
+	uint64_t v;
+	unsigned q;
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG));
+		ret = ret ?: vhost_frontend_get_queue_num(c->f, &v);
+		if (!ret && v < c->o.num_queues)
+			return -ENOTSUP;
+		for (unsigned i = 0; !ret && i < ARRAY_SIZE(fields); i++)
+			ret = vhost_frontend_get_config_flags(c->f, fields[i].off,
+							      (uint8_t *)&c->cfg + fields[i].off,
+							      fields[i].len, 1);
+		/* The driver sets the cache mode (here: off, writethrough; the
+		 * daemon's default is on) before DRIVER_OK. */
+		if (!ret && (c->acked & (1ull << VIRTIO_BLK_F_CONFIG_WCE)))
+			ret = vhost_frontend_set_config(c->f, offsetof(struct virtio_blk_config, wce),
+							&wce, 1, 0);
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+	}
+	ret = ret ?: vhost_frontend_set_mem_table(c->f, c->regions,
+						  (int[VHOST_USER_MAX_MEM_REGIONS]){ c->memfd },
+						  1);
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = client_ring(c, q, (const uint8_t[]){ R_NUM, R_ADDR, R_BASE, R_CALL, R_KICK,
+							   R_ENABLE, R_END });
+	/* The guest reads the cache mode again: what it wrote must stay. */
+	if (!ret && init)
+		ret = vhost_frontend_get_config_flags(c->f, offsetof(struct virtio_blk_config, wce),
+						      &c->cfg.wce, 1, 1);
+	return ret;
+}
+
 static int client_start(struct vblk_client *c, bool init)
 {
 	switch (c->o.flavor) {
+	case VBLK_FLAVOR_CROSVM:
+		return client_start_crosvm(c, init);
 	case VBLK_FLAVOR_SPDK:
 		return client_start_spdk(c, init);
 	case VBLK_FLAVOR_DPDK:
@@ -583,7 +644,7 @@ int vblk_client_stop(struct vblk_client *c)
 		return ret ?: vhost_frontend_reset_owner(c->f);
 	}
 	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM)
+		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM || c->o.flavor == VBLK_FLAVOR_CROSVM)
 			ret = vhost_frontend_set_vring_enable(c->f, q, false);
 		ret = ret ?: vhost_frontend_get_vring_base(c->f, q, &base);
 	}

@@ -35,6 +35,7 @@ enum vblk_client_flavor {
 	VBLK_FLAVOR_DPDK,       /* DPDK virtio_user, stopping with RESET_OWNER */
 	VBLK_FLAVOR_RUST_VMM,   /* rust-vmm vhost Frontend, as cloud-hypervisor uses it */
 	VBLK_FLAVOR_LEGACY,     /* no protocol features at all */
+	VBLK_FLAVOR_CROSVM,     /* crosvm's vhost_user_frontend (vmm_vhost BackendClient) */
 };
 
 struct vblk_client_opts {
