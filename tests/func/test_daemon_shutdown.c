@@ -6,7 +6,8 @@
  * must exit within --shutdown-timeout plus its bounded flush, with the
  * documented exit status 3 (not 0: a request was lost), and must still
  * have flushed every other export (fdatasync reaches the other FUSE file
- * as FSYNC) with the writes it acknowledged on the image. The stuck export
+ * as FSYNC) with the writes it acknowledged on the image. Then a clean
+ * stop whose final fdatasync fails must not exit 0 either. The stuck export
  * comes first on the command line, so a shutdown that waits export by
  * export shows. Root only (FUSE mounts); skipped otherwise.
  *
@@ -79,6 +80,33 @@ static bool image_has_chunks(const struct fault_fuse *f, unsigned seed)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * A clean stop whose final fdatasync fails (the FUSE file answers FSYNC
+ * with EIO): the image may lack acknowledged writes, so not status 0.
+ */
+static void test_flush_fails(const char *vblkd, const char *a_export, const char *sock,
+			     const char *log_path)
+{
+	const char *args[] = { a_export, NULL };
+	struct vblk_client *c = NULL;
+	char how[96];
+	int st;
+
+	if (vblkd_proc_start_logged(&proc, vblkd, args, log_path))
+		tap_bail("cannot start %s", vblkd);
+	ok(vblk_client_connect(sock, NULL, &c) == 0 && write_chunks(c, 300),
+	   "flush fails: writes acknowledged");
+	fault_fuse_set_fail(healthy, true);
+	st = vblkd_proc_stop(&proc);
+	fault_fuse_set_fail(healthy, false);
+	ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == EXIT_SHUTDOWN_INCOMPLETE,
+	   "flush fails: exits with status %d, not 0 (%s)", EXIT_SHUTDOWN_INCOMPLETE,
+	   vblkd_proc_describe(&proc, how, sizeof(how)));
+	ok(vblkd_log_count(log_path, "could not be flushed") > 0,
+	   "flush fails: the log says the image could not be flushed");
+	vblk_client_destroy(c);
 }
 
 int main(int argc, char **argv)
@@ -189,6 +217,7 @@ int main(int argc, char **argv)
 	fault_fuse_set_paused(stuck, false);
 	vblk_client_destroy(cs);
 	vblk_client_destroy(ch);
+	test_flush_fails(argv[1], a_healthy, h_sock, log_path);
 	cleanup();
 	free(r);
 	return tap_done();
