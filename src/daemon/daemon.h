@@ -62,7 +62,19 @@ struct export;
 int export_create(const struct export_params *p, struct loop *ctrl,
 		  struct iothread **iothreads, unsigned niothreads, unsigned first,
 		  struct export **out);
-/* Stops every queue (waiting for in-flight requests), closes the socket. */
-void export_destroy(struct export *e);
+/*
+ * export_shutdown - stop @n exports at once (NULL entries are skipped):
+ * close their sockets, stop every ring, wait up to @timeout_ms for the
+ * requests in flight, then flush, close and free each export (setting
+ * its entry to NULL). An export still holding requests after that is not
+ * freed (its iothread may yet complete into it): it gets a flush through
+ * its iothread, waited for at most @flush_timeout_ms, so a hung storage
+ * cannot hang the shutdown.
+ * Return: 0; -EIO if a flush failed; -ETIMEDOUT if requests were still in
+ * flight (their exports were flushed as far as the storage answered).
+ * Context: the control loop's thread, once loop_run returned.
+ */
+int export_shutdown(struct export **exports, unsigned n, struct loop *ctrl, int timeout_ms,
+		    int flush_timeout_ms);
 
 #endif

@@ -28,6 +28,8 @@ struct ereq {
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
 
+struct export_flush;
+
 struct export {
 	char *name;
 	struct loop *ctrl;
@@ -40,10 +42,10 @@ struct export {
 	unsigned num_queues;
 	unsigned nstarted;         /* (control thread) queues between start and stop done */
 	bool test_skip_data_log;   /* test only: break migration on purpose */
+	struct export_flush *flush; /* export_shutdown's flush of a stuck export */
 	struct equeue queues[VHOST_MAX_QUEUES];
 };
 
-#define EXPORT_STOP_TIMEOUT_MS 30000
 /*
  * Chains one equeue_process call may pop before it lets the loop run other
  * queues and control calls (Linux vhost's "weight"). Requests that finish
@@ -547,25 +549,159 @@ err_free:
 	return ret;
 }
 
-static bool export_quiet(void *arg)
+static bool export_quiet(const struct export *e)
 {
-	return ((struct export *)arg)->nstarted == 0;
+	return e->nstarted == 0;
 }
 
-void export_destroy(struct export *e)
+/* Context: control thread. Close the socket, stop every started ring
+ * (requests in flight complete first, asynchronously). Idempotent. */
+static void export_stop(struct export *e)
 {
-	if (!e)
-		return;
-	/* Stops every started ring; in-flight requests complete first. */
 	vhost_server_destroy(e->vs);
-	if (loop_run_until(e->ctrl, export_quiet, e, EXPORT_STOP_TIMEOUT_MS) < 0) {
-		/* Storage that never answers: leave its memory to the exit. */
-		log_err("%s: requests still in flight after %d s; not waiting longer",
-			e->name, EXPORT_STOP_TIMEOUT_MS / 1000);
-		return;
-	}
+	e->vs = NULL;
+}
+
+/* Flush, close and free an export with nothing in flight. */
+static int export_free(struct export *e)
+{
+	int ret;
+
 	blk_dev_destroy(e->blk);
-	storage_close(e->st);
+	ret = storage_close(e->st);
 	free(e->name);
 	free(e);
+	return ret;
+}
+
+/*
+ * A flush of an export that still has requests stuck in its storage:
+ * synchronous fdatasync could hang the daemon with them, so it goes
+ * through an iothread's io_uring and is waited for a bounded time. If
+ * it never completes, the struct stays allocated until the exit.
+ */
+struct export_flush {
+	struct storage_io io;
+	struct export *e;
+	bool done;                 /* atomic: set by the iothread */
+	int res;
+};
+
+static void export_flush_wake(void *arg)
+{
+	(void)arg;   /* running is the point: loop_run_until looks again */
+}
+
+/* Context: iothread (storage callback). */
+static void export_flush_cb(struct storage_io *io, int res)
+{
+	struct export_flush *f = container_of(io, struct export_flush, io);
+
+	f->res = res;
+	__atomic_store_n(&f->done, true, __ATOMIC_RELEASE);
+	loop_post(f->e->ctrl, export_flush_wake, NULL);
+}
+
+/* Context: iothread (posted). */
+static void export_flush_submit(void *arg)
+{
+	struct export_flush *f = arg;
+
+	storage_submit(f->e->queues[0].t->chan, f->e->st, &f->io);
+}
+
+struct shutdown_state {
+	struct export **exports;
+	unsigned n;
+};
+
+static bool shutdown_quiet(void *arg)
+{
+	const struct shutdown_state *s = arg;
+
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->exports[i] && !export_quiet(s->exports[i]))
+			return false;
+	return true;
+}
+
+static bool shutdown_flushed(void *arg)
+{
+	const struct shutdown_state *s = arg;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct export_flush *f = s->exports[i] ? s->exports[i]->flush : NULL;
+
+		if (f && !__atomic_load_n(&f->done, __ATOMIC_ACQUIRE))
+			return false;
+	}
+	return true;
+}
+
+int export_shutdown(struct export **exports, unsigned n, struct loop *ctrl, int timeout_ms,
+		    int flush_timeout_ms)
+{
+	struct shutdown_state s = { .exports = exports, .n = n };
+	unsigned stuck = 0;
+	int ret = 0, r;
+
+	/* Every export at once: one deadline for all, not one each. */
+	for (unsigned i = 0; i < n; i++)
+		if (exports[i])
+			export_stop(exports[i]);
+	if (loop_run_until(ctrl, shutdown_quiet, &s, timeout_ms) == 0)
+		goto close;
+	/* Some storage holds requests: start a bounded flush of each such
+	 * export (behind its stuck requests, maybe, but it costs no wait). */
+	for (unsigned i = 0; i < n; i++) {
+		struct export *e = exports[i];
+		struct export_flush *f;
+
+		if (!e || export_quiet(e))
+			continue;
+		stuck++;
+		log_err("%s: requests still in flight after %d ms; flushing what can be",
+			e->name, timeout_ms);
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			continue;
+		f->e = e;
+		f->io.op = STORAGE_OP_FLUSH;
+		f->io.cb = export_flush_cb;
+		if (loop_post(e->queues[0].t->loop, export_flush_submit, f))
+			free(f);
+		else
+			e->flush = f;
+	}
+close:
+	/* Storage that answers is flushed and closed now. */
+	for (unsigned i = 0; i < n; i++) {
+		if (!exports[i] || !export_quiet(exports[i]))
+			continue;
+		r = export_free(exports[i]);
+		exports[i] = NULL;
+		if (r && !ret)
+			ret = -EIO;
+	}
+	if (!stuck)
+		return ret;
+	loop_run_until(ctrl, shutdown_flushed, &s, flush_timeout_ms);
+	for (unsigned i = 0; i < n; i++) {
+		struct export_flush *f;
+
+		if (!exports[i])
+			continue;
+		f = exports[i]->flush;
+		if (!f || !__atomic_load_n(&f->done, __ATOMIC_ACQUIRE))
+			log_err("%s: not flushed: the storage did not answer within %d ms",
+				exports[i]->name, flush_timeout_ms);
+		else if (f->res)
+			log_err("%s: flush: %s", exports[i]->name, strerror(-f->res));
+		else
+			log_info("%s: flushed; requests still in flight are lost",
+				 exports[i]->name);
+		/* The export, its storage and the flush stay for the exit:
+		 * an iothread may still complete into them. */
+	}
+	return -ETIMEDOUT;
 }

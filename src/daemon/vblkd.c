@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 
+#include "common/compiler.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "daemon/sandbox.h"
@@ -32,6 +33,15 @@
  * stays polled; and at most 0.1 ms of CPU spent per burst once idle. */
 #define DEFAULT_POLL_IDLE_US 100
 #define MAX_POLL_IDLE_US 1000000
+/* How long shutdown waits for requests in flight, seconds. */
+#define DEFAULT_SHUTDOWN_TIMEOUT 30
+#define MAX_SHUTDOWN_TIMEOUT 3600
+/* Then an export still holding requests gets a flush bounded by this (or
+ * by the shutdown timeout, if shorter). */
+#define SHUTDOWN_FLUSH_TIMEOUT_MS 5000
+/* Exit status: requests were still in flight at the shutdown timeout, or
+ * an image could not be flushed (man/vblkd.8, EXIT STATUS). */
+#define EXIT_SHUTDOWN_INCOMPLETE 3
 
 static const char usage_text[] =
 "Usage: vblkd --socket-path=PATH (--file=IMAGE | --rbd=POOL/IMAGE | --null=SIZE) [options]\n"
@@ -83,6 +93,9 @@ static const char usage_text[] =
 "                       seccomp support a warning is logged), log: the kernel\n"
 "                       only logs it\n"
 "  --user=NAME          once set up, switch to this user and its group\n"
+"  --shutdown-timeout=SECONDS\n"
+"                       at SIGTERM, wait this long for requests in flight, then\n"
+"                       flush what can be and exit 3 (1-%d, default %d)\n"
 "  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
 "  -v, --verbose        more logging (repeat for debug)\n"
 "  -q, --quiet          only errors\n"
@@ -92,7 +105,8 @@ static const char usage_text[] =
 static void usage(FILE *f)
 {
 	fprintf(f, usage_text, STORAGE_RBD_DEFAULT_TIMEOUT, VHOST_MAX_QUEUES, MAX_QUEUE_SIZE,
-		DEFAULT_QUEUE_SIZE, MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US);
+		DEFAULT_QUEUE_SIZE, MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US, MAX_SHUTDOWN_TIMEOUT,
+		DEFAULT_SHUTDOWN_TIMEOUT);
 }
 
 static int fail(const char *fmt, ...) PRINTF(1, 2);
@@ -320,7 +334,7 @@ enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
-	OPT_KEYRING, OPT_RBD_TIMEOUT,
+	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -348,6 +362,7 @@ static const struct option long_opts[] = {
 	{ "poll-mode", required_argument, NULL, OPT_POLL_MODE },
 	{ "poll-idle-us", required_argument, NULL, OPT_POLL_IDLE },
 	{ "user", required_argument, NULL, OPT_USER },
+	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -362,6 +377,7 @@ struct config {
 	unsigned iothreads;
 	enum loop_poll_mode poll_mode;
 	unsigned poll_idle_us;
+	unsigned shutdown_timeout;  /* seconds */
 	bool caps;
 	struct sandbox_opts sandbox;
 };
@@ -378,6 +394,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	c->sandbox.mode = SANDBOX_ON;
 	c->poll_mode = LOOP_POLL_ADAPTIVE;
 	c->poll_idle_us = DEFAULT_POLL_IDLE_US;
+	c->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
 		ret = 0;
@@ -420,6 +437,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_POLL_IDLE:
 			ret = parse_uint("poll-idle-us", optarg, 0, MAX_POLL_IDLE_US,
 					 &c->poll_idle_us);
+			break;
+		case OPT_SHUTDOWN_TIMEOUT:
+			ret = parse_uint("shutdown-timeout", optarg, 1, MAX_SHUTDOWN_TIMEOUT,
+					 &c->shutdown_timeout);
 			break;
 		case OPT_CAPS: c->caps = true; break;
 		case OPT_SANDBOX:
@@ -597,8 +618,24 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out_exports:
-	for (unsigned i = 0; i < c.nexports; i++)
-		export_destroy(exports[i]);
+	ret = export_shutdown(exports, c.nexports, ctrl, (int)c.shutdown_timeout * 1000,
+			      MIN((int)c.shutdown_timeout * 1000, SHUTDOWN_FLUSH_TIMEOUT_MS));
+	if (ret == -ETIMEDOUT) {
+		/*
+		 * Requests are stuck in storage, and maybe an iothread with
+		 * them (a FUSE or NFS file blocks even io_uring submission):
+		 * tearing down what it may still touch would be unsafe and
+		 * waiting for it could be for ever. What could be flushed was.
+		 */
+		log_err("shutdown timed out with requests in flight; exiting with status %d",
+			EXIT_SHUTDOWN_INCOMPLETE);
+		_exit(EXIT_SHUTDOWN_INCOMPLETE);
+	}
+	if (ret && rc == 0) {
+		/* Data maybe not durable: the supervisor must know. */
+		log_err("shutdown: an image could not be flushed");
+		rc = EXIT_SHUTDOWN_INCOMPLETE;
+	}
 out_iothreads:
 	for (unsigned i = 0; i < niothreads; i++)
 		iothread_destroy(iothreads[i]);
@@ -606,5 +643,7 @@ out_iothreads:
 	close(sfd);
 out_ctrl:
 	loop_destroy(ctrl);
+	if (rc)
+		log_info("exiting with status %d", rc);
 	return rc;
 }

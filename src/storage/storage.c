@@ -86,17 +86,22 @@ err_free:
 }
 
 /**
- * storage_close - close a backend opened by storage_open().
+ * storage_close - flush (unless read-only) and close a backend opened by
+ * storage_open().
  * @st: the storage, or NULL
  *
+ * Return: 0, or the flush's -errno; @st is freed either way.
  * Context: after every chan has finished its requests on @st.
  */
-void storage_close(struct storage *st)
+int storage_close(struct storage *st)
 {
+	int ret;
+
 	if (!st)
-		return;
-	st->ops->close(st);
+		return 0;
+	ret = st->ops->close(st);
 	free(st);
+	return ret;
 }
 
 /**

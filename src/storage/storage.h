@@ -58,7 +58,9 @@ bool storage_have_rbd(void);
  * open/fstat/ioctl. A message for the user is logged.
  */
 int storage_open(const struct storage_params *p, struct storage **out);
-void storage_close(struct storage *st);
+/* storage_close - flush (a writable image) and close. Return: 0, or the
+ * flush's -errno (the storage is closed and freed either way). */
+int storage_close(struct storage *st);
 const struct storage_info *storage_get_info(const struct storage *st);
 
 enum storage_op {

@@ -83,7 +83,7 @@ struct storage_ops {
 	const char *name;
 	/* Fill st->info (and engine fields); log why on failure. */
 	int (*open)(struct storage *st, const struct storage_params *p);
-	void (*close)(struct storage *st);
+	int (*close)(struct storage *st);   /* 0, or -errno of the final flush */
 	/* io already validated (range, read-only, length > 0). */
 	void (*submit)(struct storage_chan *ch, struct storage_io *io);
 };

@@ -29,9 +29,10 @@ static int storage_null_open(struct storage *st, const struct storage_params *p)
 	return 0;
 }
 
-static void storage_null_close(struct storage *st)
+static int storage_null_close(struct storage *st)
 {
 	(void)st;
+	return 0;
 }
 
 static void storage_null_submit(struct storage_chan *ch, struct storage_io *io)

@@ -398,13 +398,13 @@ static bool storage_rbd_detach(struct rbd_state *r)
 	return false;
 }
 
-static void storage_rbd_close(struct storage *st)
+static int storage_rbd_close(struct storage *st)
 {
 	struct rbd_state *r = st->priv;
-	int ret;
+	int ret = 0;
 
 	if (!r)
-		return;
+		return 0;
 	if (!storage_rbd_detach(r)) {
 		/* Its iothread is stuck: leave the image to the exit. */
 		log_err("rbd: %s: the iothread polling the image did not let go; not closing it",
@@ -435,13 +435,15 @@ static void storage_rbd_close(struct storage *st)
 	free(r->spec);
 	free(r);
 	st->priv = NULL;
-	return;
+	return ret < 0 ? ret : 0;
 
 abandon:
 	/* Context: the control thread, as every storage_close. */
 	r->next_abandoned = storage_rbd_abandoned;
 	storage_rbd_abandoned = r;
 	st->priv = NULL;
+	/* Nothing owed: every write that completed is on the OSDs. */
+	return 0;
 }
 
 const struct storage_ops storage_rbd_ops = {

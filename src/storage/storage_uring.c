@@ -734,17 +734,22 @@ err_close_fd:
 	return ret;
 }
 
-static void storage_file_close(struct storage *st)
+static int storage_file_close(struct storage *st)
 {
+	int ret = 0;
+
 	/*
 	 * Writes the guest sent with a writeback cache and never flushed are
 	 * not owed durability, but a clean shutdown makes them durable anyway.
 	 */
-	if (st->fd >= 0 && !st->info.read_only && fdatasync(st->fd) < 0)
+	if (st->fd >= 0 && !st->info.read_only && fdatasync(st->fd) < 0) {
+		ret = -errno;
 		log_err("storage: flush at close: %s", strerror(errno));
+	}
 	if (st->fd >= 0)
 		close(st->fd);
 	st->fd = -1;
+	return ret;
 }
 
 const struct storage_ops storage_file_ops = {

@@ -275,6 +275,36 @@ int vhost_frontend_set_log_base(struct vhost_frontend *f, int fd, uint64_t size,
 	return ret ?: vhost_frontend_recv_reply(f, VHOST_USER_SET_LOG_BASE, NULL, 0, NULL);
 }
 
+int vhost_frontend_get_inflight_fd(struct vhost_frontend *f, const struct vhost_msg_inflight *in,
+				   struct vhost_msg_inflight *out, int *fd)
+{
+	struct vhost_msg m;
+	int ret;
+
+	*fd = -1;
+	ret = vhost_frontend_send(f, VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_VERSION, in,
+				  sizeof(*in), NULL, 0);
+	ret = ret ?: vhost_frontend_recv(f, &m);
+	if (ret)
+		return ret;
+	if (m.hdr.request != VHOST_USER_GET_INFLIGHT_FD || m.hdr.size != sizeof(*out) ||
+	    !(m.hdr.flags & VHOST_USER_REPLY_MASK) || m.nfds > 1) {
+		vhost_msg_close_fds(&m);
+		return -EPROTO;
+	}
+	memcpy(out, &m.payload.inflight, sizeof(*out));
+	*fd = vhost_msg_take_fd(&m, 0);
+	vhost_msg_close_fds(&m);
+	return 0;
+}
+
+int vhost_frontend_set_inflight_fd(struct vhost_frontend *f, const struct vhost_msg_inflight *in,
+				   int fd)
+{
+	return vhost_frontend_request(f, VHOST_USER_SET_INFLIGHT_FD, in, sizeof(*in), &fd,
+				      fd >= 0 ? 1 : 0);
+}
+
 int vhost_frontend_set_vring_addr(struct vhost_frontend *f, unsigned index, uint32_t flags,
 				  uint64_t desc, uint64_t used, uint64_t avail, uint64_t log)
 {
@@ -331,7 +361,13 @@ int vhost_frontend_set_vring_err(struct vhost_frontend *f, unsigned index, int f
 
 int vhost_frontend_get_config(struct vhost_frontend *f, uint32_t offset, void *buf, uint32_t len)
 {
-	union vhost_msg_payload p = { .config = { .offset = offset, .size = len } };
+	return vhost_frontend_get_config_flags(f, offset, buf, len, 0);
+}
+
+int vhost_frontend_get_config_flags(struct vhost_frontend *f, uint32_t offset, void *buf,
+				    uint32_t len, uint32_t flags)
+{
+	union vhost_msg_payload p = { .config = { .offset = offset, .size = len, .flags = flags } };
 	uint32_t got;
 	int ret;
 

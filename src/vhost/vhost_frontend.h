@@ -102,10 +102,22 @@ int vhost_frontend_set_vring_err(struct vhost_frontend *f, unsigned index, int f
 int vhost_frontend_set_vring_enable(struct vhost_frontend *f, unsigned index, bool enable);
 /* SET_LOG_BASE with the log @fd (LOG_SHMFD); waits for the backend's reply. */
 int vhost_frontend_set_log_base(struct vhost_frontend *f, int fd, uint64_t size, uint64_t offset);
+/*
+ * GET_INFLIGHT_FD for @in's num_queues and queue_size: *out gets the
+ * backend's answer and *fd the area (-1 if it sent none; the caller
+ * closes it). SET_INFLIGHT_FD hands an area (back) to a backend.
+ */
+int vhost_frontend_get_inflight_fd(struct vhost_frontend *f, const struct vhost_msg_inflight *in,
+				   struct vhost_msg_inflight *out, int *fd);
+int vhost_frontend_set_inflight_fd(struct vhost_frontend *f, const struct vhost_msg_inflight *in,
+				   int fd);
 
 /* Config space; len <= VHOST_USER_MAX_CONFIG_SIZE. -EIO if the backend
  * answered with an empty payload (its way of saying failure). */
 int vhost_frontend_get_config(struct vhost_frontend *f, uint32_t offset, void *buf, uint32_t len);
+/* The same with the message's flags field set (crosvm: 1, "writable"). */
+int vhost_frontend_get_config_flags(struct vhost_frontend *f, uint32_t offset, void *buf,
+				    uint32_t len, uint32_t flags);
 int vhost_frontend_set_config(struct vhost_frontend *f, uint32_t offset, const void *buf,
 			      uint32_t len, uint32_t flags);
 

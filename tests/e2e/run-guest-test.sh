@@ -322,7 +322,7 @@ wait_marker() {
 chaos_hook() {
 	local t0 ms i=0 n=${#chaos_ms[@]} st t_kill t_dead want
 	if ! wait_marker; then
-		chaos_fails+=("the guest never printed $chaos_marker")
+		chaos_fails+=("the guest never printed $chaos_marker (QEMU exited first: see the console tail)")
 		return 0
 	fi
 	t0=$(now_ms)

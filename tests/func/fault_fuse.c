@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +33,14 @@ struct fault_fuse {
 	uint64_t size;
 	bool fail;                /* atomic */
 	bool stall;               /* atomic */
+	bool paused;              /* atomic: the thread takes no request */
+	bool pause_seen;          /* atomic: the thread is in its pause loop */
 	unsigned stalled;         /* atomic: reads held right now */
 	unsigned long failed;     /* atomic */
+	unsigned long fsyncs;     /* atomic: FSYNC requests answered OK */
 	pthread_t thread;
 	bool mounted, running;
+	int ctl_minor;            /* the connection's fusectl number, or -1 */
 };
 
 static void fuse_attr_fill(const struct fault_fuse *f, uint64_t ino, struct fuse_attr *a)
@@ -163,7 +168,12 @@ static void fuse_handle(struct fault_fuse *f, const struct fuse_in_header *in, c
 		break;
 	}
 	case FUSE_FSYNC:
-		fuse_reply(f, in->unique, fuse_failing(f) ? -EIO : 0, NULL, 0);
+		if (fuse_failing(f)) {
+			fuse_reply(f, in->unique, -EIO, NULL, 0);
+			break;
+		}
+		__atomic_fetch_add(&f->fsyncs, 1, __ATOMIC_RELEASE);
+		fuse_reply(f, in->unique, 0, NULL, 0);
 		break;
 	case FUSE_FLUSH:
 	case FUSE_RELEASE:
@@ -185,7 +195,23 @@ static void *fuse_thread(void *arg)
 	uint8_t *buf = malloc(BUF_SIZE);
 
 	while (buf) {
-		ssize_t n = read(f->fd, buf, BUF_SIZE);
+		ssize_t n;
+
+		struct pollfd pfd = { .fd = f->fd, .events = POLLIN };
+
+		/* Look at the switch at least every 10 ms, and never take a
+		 * request once the pause was acknowledged. */
+		if (__atomic_load_n(&f->paused, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&f->pause_seen, true, __ATOMIC_RELEASE);
+			usleep(1000);
+			continue;
+		}
+		__atomic_store_n(&f->pause_seen, false, __ATOMIC_RELEASE);
+		if (poll(&pfd, 1, 10) == 0)
+			continue;
+		if (__atomic_load_n(&f->paused, __ATOMIC_ACQUIRE))
+			continue;
+		n = read(f->fd, buf, BUF_SIZE);
 
 		if (n < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN))
 			continue;
@@ -201,11 +227,13 @@ static void *fuse_thread(void *arg)
 int fault_fuse_mount(const char *dir, uint64_t size, struct fault_fuse **out)
 {
 	struct fault_fuse *f = calloc(1, sizeof(*f));
+	struct stat st;
 	char opts[128];
 	int ret;
 
 	if (!f)
 		return -ENOMEM;
+	f->ctl_minor = -1;
 	f->data = calloc(1, size);
 	f->size = size;
 	snprintf(f->dir, sizeof(f->dir), "%s", dir);
@@ -224,6 +252,12 @@ int fault_fuse_mount(const char *dir, uint64_t size, struct fault_fuse **out)
 	if (ret)
 		goto err;
 	f->running = true;
+	/* fusectl: where the kernel counts waiting requests (and aborts a
+	 * connection); systemd mounts it at boot, a bare container may not. */
+	if (access("/sys/fs/fuse/connections/", F_OK) == 0)
+		(void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	/* Known now, not later: a stat while paused would wait for ever. */
+	f->ctl_minor = stat(dir, &st) == 0 ? (int)minor(st.st_dev) : -1;
 	*out = f;
 	return 0;
 err:
@@ -241,6 +275,51 @@ void fault_fuse_set_stall(struct fault_fuse *f, bool stall)
 	__atomic_store_n(&f->stall, stall, __ATOMIC_RELEASE);
 }
 
+void fault_fuse_set_paused(struct fault_fuse *f, bool paused)
+{
+	__atomic_store_n(&f->paused, paused, __ATOMIC_RELEASE);
+	/* Wait for the thread to see it (it looks every 10 ms unless busy
+	 * answering, which takes no longer). */
+	while (paused && f->running && !__atomic_load_n(&f->pause_seen, __ATOMIC_ACQUIRE))
+		usleep(1000);
+}
+
+/* The connection's directory in fusectl: /sys/fs/fuse/connections/<minor>. */
+static int fuse_ctl_path(const struct fault_fuse *f, const char *file, char *buf, size_t n)
+{
+	if (f->ctl_minor < 0)
+		return -ENOENT;
+	snprintf(buf, n, "/sys/fs/fuse/connections/%d/%s", f->ctl_minor, file);
+	return 0;
+}
+
+int fault_fuse_waiting(const struct fault_fuse *f)
+{
+	char path[96];
+	FILE *fp;
+	int n = -1;
+
+	if (fuse_ctl_path(f, "waiting", path, sizeof(path)))
+		return -1;
+	fp = fopen(path, "r");
+	if (fp) {
+		if (fscanf(fp, "%d", &n) != 1)
+			n = -1;
+		fclose(fp);
+	}
+	return n;
+}
+
+unsigned long fault_fuse_fsyncs(const struct fault_fuse *f)
+{
+	return __atomic_load_n(&f->fsyncs, __ATOMIC_ACQUIRE);
+}
+
+const uint8_t *fault_fuse_data(const struct fault_fuse *f)
+{
+	return f->data;
+}
+
 unsigned fault_fuse_stalled(const struct fault_fuse *f)
 {
 	return __atomic_load_n(&f->stalled, __ATOMIC_ACQUIRE);
@@ -254,7 +333,6 @@ unsigned long fault_fuse_failed(const struct fault_fuse *f)
 void fault_fuse_destroy(struct fault_fuse *f)
 {
 	struct timespec until;
-	struct stat st;
 	char path[96];
 	int fd;
 
@@ -263,11 +341,10 @@ void fault_fuse_destroy(struct fault_fuse *f)
 	if (f->mounted) {
 		/* Abort the connection too: the thread's read then ends (ENODEV)
 		 * even if something still holds the file open. */
-		bool have_dev = stat(f->dir, &st) == 0;
+		bool have_dev = fuse_ctl_path(f, "abort", path, sizeof(path)) == 0;
 
+		__atomic_store_n(&f->paused, false, __ATOMIC_RELEASE);
 		umount2(f->dir, MNT_DETACH);
-		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
-			 have_dev ? (unsigned)minor(st.st_dev) : 0u);
 		fd = have_dev ? open(path, O_WRONLY | O_CLOEXEC) : -1;
 		if (fd >= 0) {
 			(void)!write(fd, "1", 1);

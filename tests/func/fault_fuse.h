@@ -30,6 +30,21 @@ void fault_fuse_set_fail(struct fault_fuse *f, bool fail);
  */
 void fault_fuse_set_stall(struct fault_fuse *f, bool stall);
 unsigned fault_fuse_stalled(const struct fault_fuse *f);
+/*
+ * While @paused, the filesystem takes no request at all: every request
+ * waits in the kernel's queue, where (unlike one the filesystem already
+ * took) it can still be interrupted, so a process stuck on it can be
+ * killed (but a close, whose FLUSH the kernel cannot give up, waits for
+ * the filesystem). Returns once the filesystem takes no more requests.
+ * fault_fuse_waiting: requests the kernel has waiting
+ * for this filesystem (fusectl), -1 if unknown.
+ */
+void fault_fuse_set_paused(struct fault_fuse *f, bool paused);
+int fault_fuse_waiting(const struct fault_fuse *f);
+/* FSYNC requests answered with success so far. */
+unsigned long fault_fuse_fsyncs(const struct fault_fuse *f);
+/* The file's contents (what writes that reached the filesystem wrote). */
+const uint8_t *fault_fuse_data(const struct fault_fuse *f);
 /* Requests answered with EIO so far. */
 unsigned long fault_fuse_failed(const struct fault_fuse *f);
 /* Lazy unmount, stop the thread, free. NULL is a no-op. */

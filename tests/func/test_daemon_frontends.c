@@ -3,7 +3,7 @@
  * test_daemon_frontends.c - vblkd against the message sequences of
  * frontends other than QEMU, and against frontends that stall:
  *  - SPDK virtio-user, DPDK virtio_user, the rust-vmm vhost crate as
- *    cloud-hypervisor drives it, and a frontend without protocol features
+ *    cloud-hypervisor drives it, crosvm, and a frontend without protocol features
  *    each attach, serve I/O on every queue, stop their way and (where the
  *    frontend does) start again on the same connection (vblk_client.c
  *    replays each sequence; its comments name the source);
@@ -72,6 +72,10 @@ static const struct flavor_case flavors[] = {
 	    .region_size = 512u << 10 }, true },
 	{ "rust-vmm Frontend, packed ring",
 	  { .flavor = VBLK_FLAVOR_RUST_VMM, .packed = true, .queue_size = 256 }, true },
+	{ "crosvm, 2 queues of 256, config read field by field",
+	  { .flavor = VBLK_FLAVOR_CROSVM, .num_queues = 2, .queue_size = 256 }, true },
+	{ "crosvm, packed ring of 1024",
+	  { .flavor = VBLK_FLAVOR_CROSVM, .packed = true, .queue_size = 1024 }, true },
 	{ "no protocol features",
 	  { .flavor = VBLK_FLAVOR_LEGACY, .queue_size = 128 }, false },
 };
@@ -104,6 +108,10 @@ static void test_flavor(const struct flavor_case *fc, uint64_t seed)
 	if (o.flavor != VBLK_FLAVOR_LEGACY && o.flavor != VBLK_FLAVOR_DPDK)
 		is(le64toh(vblk_client_config(c)->capacity), IMG_SIZE / 512,
 		   "%s: config space read", fc->name);
+	/* crosvm writes the cache mode before its first SET_FEATURES. */
+	if (o.flavor == VBLK_FLAVOR_CROSVM)
+		is(vblk_client_config(c)->wce, 0,
+		   "%s: write cache turned off before SET_FEATURES stays off", fc->name);
 	ok(all_queues_serve(c, seed), "%s: every queue serves", fc->name);
 	is(vblk_client_stop(c), 0, "%s: stops its way", fc->name);
 	if (fc->restarts) {

@@ -172,7 +172,7 @@ int main(void)
 	pthread_join(ctrl_thread, NULL);
 	/* This thread runs the control loop from now on (as vblkd's main). */
 	loop_run_until(ctrl, always, NULL, 0);
-	export_destroy(e);
+	ok(export_shutdown(&e, 1, ctrl, 30000, 5000) == 0, "export shut down cleanly");
 	iothread_destroy(t);
 	loop_destroy(ctrl);
 	unlink(sock);

@@ -60,6 +60,11 @@ struct vblk_client {
 	unsigned nregions;
 	struct gmem_region_desc regions[MAX_REGIONS];
 	struct client_queue q[VBLK_CLIENT_MAX_QUEUES];
+	/* .inflight: the area the daemon gave us (GET_INFLIGHT_FD), mapped */
+	int inflight_fd;
+	struct vhost_msg_inflight area;
+	uint8_t *inflight_map;
+	bool reconnecting;          /* rings keep their state (client_ring) */
 	/* vblk_client_io requests that timed out: still on a ring, freed last. */
 	struct vblk_req **orphans;
 	unsigned norphans;
@@ -209,7 +214,10 @@ enum ring_step { R_END, R_NUM, R_BASE, R_ADDR, R_CALL, R_KICK, R_ERR, R_ENABLE }
 static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
 {
 	struct client_queue *cq = &c->q[q];
-	int ret = client_queue_reset(c, q);
+	/* A reconnect resumes the ring as it is, at the used index (QEMU's
+	 * virtio_queue_restore_last_avail_idx for a backend that died). */
+	unsigned base = c->reconnecting ? READ_ONCE(cq->drv.used->idx) : client_base(c);
+	int ret = c->reconnecting ? 0 : client_queue_reset(c, q);
 
 	for (; !ret && *steps != R_END; steps++) {
 		switch (*steps) {
@@ -217,7 +225,7 @@ static int client_ring(struct vblk_client *c, unsigned q, const uint8_t *steps)
 			ret = vhost_frontend_set_vring_num(c->f, q, c->o.queue_size);
 			break;
 		case R_BASE:
-			ret = vhost_frontend_set_vring_base(c->f, q, client_base(c));
+			ret = vhost_frontend_set_vring_base(c->f, q, base);
 			break;
 		case R_ADDR:
 			ret = client_set_addr(c, q);
@@ -321,6 +329,34 @@ static int client_check_queue_num(struct vblk_client *c)
 
 #define PROTO(x) (1ull << VHOST_USER_PROTOCOL_F_##x)
 
+/*
+ * .inflight: the area, as vhost_user_blk_start does before vhost_dev_start:
+ * the daemon's on the first connect, the same one again on a reconnect.
+ */
+static int client_inflight(struct vblk_client *c)
+{
+	struct vhost_msg_inflight in = { .num_queues = (uint16_t)c->o.num_queues,
+					 .queue_size = (uint16_t)c->o.queue_size };
+	int ret;
+
+	if (!c->o.inflight)
+		return 0;
+	if (c->inflight_fd < 0) {
+		ret = vhost_frontend_get_inflight_fd(c->f, &in, &c->area, &c->inflight_fd);
+		if (ret)
+			return ret;
+		if (c->inflight_fd < 0 || !c->area.mmap_size)
+			return -ENOTSUP;
+		c->inflight_map = mmap(NULL, c->area.mmap_size, PROT_READ | PROT_WRITE,
+				       MAP_SHARED, c->inflight_fd, (off_t)c->area.mmap_offset);
+		if (c->inflight_map == MAP_FAILED) {
+			c->inflight_map = NULL;
+			return -errno;
+		}
+	}
+	return vhost_frontend_set_inflight_fd(c->f, &c->area, c->inflight_fd);
+}
+
 /* The QEMU 7.2 vhost-user-blk order, for every queue. */
 static int client_handshake(struct vblk_client *c)
 {
@@ -329,7 +365,8 @@ static int client_handshake(struct vblk_client *c)
 	int ret;
 
 	ret = client_get_features(c);
-	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG));
+	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG) |
+				     (c->o.inflight ? PROTO(INFLIGHT_SHMFD) : 0));
 	ret = ret ?: client_check_queue_num(c);
 	ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
 	if (ret)
@@ -340,9 +377,45 @@ static int client_handshake(struct vblk_client *c)
 	ret = ret ?: vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
 	for (q = 0; !ret && q < c->o.num_queues; q++)
 		ret = vhost_frontend_set_vring_call(c->f, q, c->q[q].call_fd);
+	ret = ret ?: client_inflight(c);
 	ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
 	ret = ret ?: client_set_memory(c);
 	return ret ?: client_rings(c, qemu_ring, false);
+}
+
+int vblk_client_reconnect(struct vblk_client *c, const char *path)
+{
+	int ret;
+
+	if (!c->o.inflight || c->o.flavor != VBLK_FLAVOR_QEMU || c->o.packed)
+		return -EINVAL;
+	vhost_frontend_destroy(c->f);
+	c->f = NULL;
+	ret = connect_retry(path, &c->f);
+	if (ret)
+		return ret;
+	vhost_frontend_set_timeout(c->f, c->o.timeout_ms);
+	c->reconnecting = true;
+	ret = client_handshake(c);
+	c->reconnecting = false;
+	return ret;
+}
+
+int vblk_client_inflight_marked(const struct vblk_client *c, unsigned q)
+{
+	/* The spec's QueueRegionSplit: a 16-byte header, then 16 bytes per
+	 * descriptor whose first byte is its "inflight" flag. */
+	uint64_t region = virtq_inflight_size(c->area.queue_size, false);
+	const uint8_t *d;
+	int n = 0;
+
+	if (!c->inflight_map || q >= c->area.num_queues ||
+	    (q + 1) * region > c->area.mmap_size)
+		return -1;
+	d = c->inflight_map + q * region + 16;
+	for (unsigned i = 0; i < c->area.queue_size; i++)
+		n += READ_ONCE(d[16 * i]) == 1;
+	return n;
 }
 
 /*
@@ -480,9 +553,70 @@ static int client_start_legacy(struct vblk_client *c, bool init)
 							R_END }, false);
 }
 
+/*
+ * crosvm's vhost-user frontend (devices/src/virtio/vhost_user_frontend/
+ * mod.rs over third_party/vmm_vhost): SET_OWNER, GET_FEATURES, then the
+ * protocol features without any SET_FEATURES (CONFIG, MQ, REPLY_ACK and
+ * others we do not offer; REPLY_ACK negotiated but NEED_REPLY never set),
+ * GET_QUEUE_NUM. The guest's config-space accesses are forwarded as they
+ * come: GET_CONFIG of a few bytes at the field's offset with flags 1
+ * ("writable"), and the write-cache byte as SET_CONFIG, all before the
+ * first SET_FEATURES, which is sent only at activation (and again only
+ * if the acked features changed); then SET_MEM_TABLE (no slots query)
+ * and per queue NUM, ADDR, BASE, CALL, KICK, ENABLE. Its reset disables
+ * and stops queue by queue (vblk_client_stop, as rust-vmm).
+ */
+static int client_start_crosvm(struct vblk_client *c, bool init)
+{
+	static const struct { uint32_t off, len; } fields[] = {
+		{ offsetof(struct virtio_blk_config, capacity), 8 },
+		{ offsetof(struct virtio_blk_config, size_max), 4 },
+		{ offsetof(struct virtio_blk_config, seg_max), 4 },
+		{ offsetof(struct virtio_blk_config, blk_size), 4 },
+		{ offsetof(struct virtio_blk_config, num_queues), 2 },
+		{ offsetof(struct virtio_blk_config, wce), 1 },
+	};
+	uint8_t wce = 0;
+	uint64_t v;
+	unsigned q;
+	int ret = 0;
+
+	if (init) {
+		ret = vhost_frontend_set_owner(c->f);
+		ret = ret ?: client_get_features(c);
+		ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG));
+		ret = ret ?: vhost_frontend_get_queue_num(c->f, &v);
+		if (!ret && v < c->o.num_queues)
+			return -ENOTSUP;
+		for (unsigned i = 0; !ret && i < ARRAY_SIZE(fields); i++)
+			ret = vhost_frontend_get_config_flags(c->f, fields[i].off,
+							      (uint8_t *)&c->cfg + fields[i].off,
+							      fields[i].len, 1);
+		/* The driver sets the cache mode (here: off, writethrough; the
+		 * daemon's default is on) before DRIVER_OK. */
+		if (!ret && (c->acked & (1ull << VIRTIO_BLK_F_CONFIG_WCE)))
+			ret = vhost_frontend_set_config(c->f, offsetof(struct virtio_blk_config, wce),
+							&wce, 1, 0);
+		ret = ret ?: vhost_frontend_set_features(c->f, c->acked);
+	}
+	ret = ret ?: vhost_frontend_set_mem_table(c->f, c->regions,
+						  (int[VHOST_USER_MAX_MEM_REGIONS]){ c->memfd },
+						  1);
+	for (q = 0; !ret && q < c->o.num_queues; q++)
+		ret = client_ring(c, q, (const uint8_t[]){ R_NUM, R_ADDR, R_BASE, R_CALL, R_KICK,
+							   R_ENABLE, R_END });
+	/* The guest reads the cache mode again: what it wrote must stay. */
+	if (!ret && init)
+		ret = vhost_frontend_get_config_flags(c->f, offsetof(struct virtio_blk_config, wce),
+						      &c->cfg.wce, 1, 1);
+	return ret;
+}
+
 static int client_start(struct vblk_client *c, bool init)
 {
 	switch (c->o.flavor) {
+	case VBLK_FLAVOR_CROSVM:
+		return client_start_crosvm(c, init);
 	case VBLK_FLAVOR_SPDK:
 		return client_start_spdk(c, init);
 	case VBLK_FLAVOR_DPDK:
@@ -510,7 +644,7 @@ int vblk_client_stop(struct vblk_client *c)
 		return ret ?: vhost_frontend_reset_owner(c->f);
 	}
 	for (q = 0; !ret && q < c->o.num_queues; q++) {
-		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM)
+		if (c->o.flavor == VBLK_FLAVOR_RUST_VMM || c->o.flavor == VBLK_FLAVOR_CROSVM)
 			ret = vhost_frontend_set_vring_enable(c->f, q, false);
 		ret = ret ?: vhost_frontend_get_vring_base(c->f, q, &base);
 	}
@@ -533,6 +667,7 @@ int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
 	if (!c)
 		return -ENOMEM;
 	c->memfd = -1;
+	c->inflight_fd = -1;
 	c->mem = MAP_FAILED;
 	for (q = 0; q < VBLK_CLIENT_MAX_QUEUES; q++)
 		c->q[q].kick_fd = c->q[q].call_fd = c->q[q].err_fd = -1;
@@ -597,6 +732,9 @@ void vblk_client_destroy(struct vblk_client *c)
 	if (c->mem != MAP_FAILED)
 		munmap(c->mem, c->mem_size);
 	close_fd(&c->memfd);
+	if (c->inflight_map)
+		munmap(c->inflight_map, c->area.mmap_size);
+	close_fd(&c->inflight_fd);
 	for (unsigned i = 0; i < c->norphans; i++)
 		free(c->orphans[i]);
 	free(c->orphans);

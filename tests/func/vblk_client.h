@@ -35,6 +35,7 @@ enum vblk_client_flavor {
 	VBLK_FLAVOR_DPDK,       /* DPDK virtio_user, stopping with RESET_OWNER */
 	VBLK_FLAVOR_RUST_VMM,   /* rust-vmm vhost Frontend, as cloud-hypervisor uses it */
 	VBLK_FLAVOR_LEGACY,     /* no protocol features at all */
+	VBLK_FLAVOR_CROSVM,     /* crosvm's vhost_user_frontend (vmm_vhost BackendClient) */
 };
 
 struct vblk_client_opts {
@@ -53,6 +54,10 @@ struct vblk_client_opts {
 	size_t region_size;
 	bool err_fds;           /* give every queue an error eventfd (SET_VRING_ERR) */
 	unsigned timeout_ms;    /* vhost-user reply timeout (0 = 5000) */
+	/* QEMU flavor: negotiate INFLIGHT_SHMFD, get the daemon's inflight
+	 * area (GET_INFLIGHT_FD) and hand it back (SET_INFLIGHT_FD), as QEMU
+	 * does so that a restarted backend can resume (vblk_client_reconnect). */
+	bool inflight;
 	enum vblk_client_flavor flavor;
 };
 
@@ -74,6 +79,21 @@ int vblk_client_stop(struct vblk_client *c);
 /* vblk_client_restart - after a stop, start again on the same connection
  * (fresh rings), as the flavor's frontend does. */
 int vblk_client_restart(struct vblk_client *c);
+/*
+ * vblk_client_reconnect - what QEMU does when its vhost-user-blk backend
+ * died and a new one listens at @path (a client made with .inflight):
+ * connect again, handshake, hand over the same inflight area and guest
+ * memory, and restart every ring where it is (SET_VRING_BASE = the used
+ * index in guest memory; the daemon resumes from the inflight area).
+ * Requests in flight stay outstanding and complete on the new connection.
+ */
+int vblk_client_reconnect(struct vblk_client *c, const char *path);
+/*
+ * Requests the daemon has marked in flight in queue @q's region of the
+ * inflight area (split rings), or -1 without one: what a restarted
+ * daemon must resubmit.
+ */
+int vblk_client_inflight_marked(const struct vblk_client *c, unsigned q);
 /* Disconnect and free (the daemon resets the device). NULL is a no-op. */
 void vblk_client_destroy(struct vblk_client *c);
 

@@ -30,24 +30,8 @@ static int get_inflight(struct vhost_frontend *f, uint16_t nq, uint16_t qs,
 			struct vhost_msg_inflight *out, int *fd)
 {
 	struct vhost_msg_inflight in = { .num_queues = nq, .queue_size = qs };
-	struct vhost_msg m;
-	int ret;
 
-	*fd = -1;
-	ret = vhost_frontend_send(f, VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_VERSION, &in,
-				  sizeof(in), NULL, 0);
-	ret = ret ?: vhost_frontend_recv(f, &m);
-	if (ret)
-		return ret;
-	if (m.hdr.request != VHOST_USER_GET_INFLIGHT_FD || m.hdr.size != sizeof(*out) ||
-	    !(m.hdr.flags & VHOST_USER_REPLY_MASK) || m.nfds > 1) {
-		vhost_msg_close_fds(&m);
-		return -EPROTO;
-	}
-	memcpy(out, &m.payload.inflight, sizeof(*out));
-	*fd = vhost_msg_take_fd(&m, 0);
-	vhost_msg_close_fds(&m);
-	return 0;
+	return vhost_frontend_get_inflight_fd(f, &in, out, fd);
 }
 
 static int set_inflight(struct vhost_frontend *f, uint64_t size, uint64_t off, uint16_t nq,
@@ -57,8 +41,7 @@ static int set_inflight(struct vhost_frontend *f, uint64_t size, uint64_t off, u
 		.mmap_size = size, .mmap_offset = off, .num_queues = nq, .queue_size = qs,
 	};
 
-	return vhost_frontend_request(f, VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd,
-				      fd >= 0 ? 1 : 0);
+	return vhost_frontend_set_inflight_fd(f, &in, fd);
 }
 
 static int set_mem(struct env *e, struct vhost_frontend *f)
