@@ -33,7 +33,7 @@ logs=("$build/meson-logs/testlog.json")
 
 # What ships: a release build (no sanitizers, so the daemon runs the
 # production seccomp allow-list, not the ASan one) runs the daemon tests
-# (func suite) and the SIGKILL/restart guest tests, where a restarted vblkd
+# (func suite) and the SIGKILL/restart guest tests (file and rbd), where a restarted vblkd
 # recovers requests in flight under its filter.
 release=${VBLK_TEST_RELEASE_BUILD:-build-release}
 if [[ $# -eq 0 && ${VBLK_TEST_RELEASE:-1} != 0 ]]; then
@@ -44,7 +44,11 @@ if [[ $# -eq 0 && ${VBLK_TEST_RELEASE:-1} != 0 ]]; then
 	# Two runs (meson ANDs a suite with test names); keep the first log.
 	meson test -C "$release" --print-errorlogs --num-processes 2 --suite func || rc=$?
 	cp "$release/meson-logs/testlog.json" "$release/meson-logs/testlog-func.json"
-	meson test -C "$release" --print-errorlogs vblkd-sigkill vblkd-sigkill-packed || rc=$?
+	kill_tests=(vblkd-sigkill vblkd-sigkill-packed)
+	# The rbd one where this build has the rbd engine (librbd found).
+	meson introspect --tests "$release" | grep -q '"vblkd-rbd-sigkill"' &&
+		kill_tests+=(vblkd-rbd-sigkill)
+	meson test -C "$release" --print-errorlogs "${kill_tests[@]}" || rc=$?
 	logs+=("$release/meson-logs/testlog-func.json" "$release/meson-logs/testlog.json")
 fi
 

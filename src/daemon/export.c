@@ -534,6 +534,10 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	ret = vhost_server_create(ctrl, p->socket_path, p->fd, &info, &export_vhost_ops, e, &e->vs);
 	if (ret)
 		goto err_blk;
+	/* The socket is ours now (a live process on it would have failed
+	 * the create): what a dead predecessor on it held is ours to take. */
+	if (p->socket_path && !p->read_only)
+		(void)storage_claim(e->st, p->socket_path);
 	*out = e;
 	return 0;
 

@@ -154,6 +154,10 @@ static const struct sandbox_call sandbox_allowed[] = {
  * sleeps (clock_nanosleep, nanosleep) and uname (ceph's
  * entity/hostname lookups in its timer and dispatch threads). No listening
  * socket, no file opened (the config and keyring are read before).
+ * librbd breaking the exclusive lock of a dead client (once its watch
+ * expired; test_daemon_rbd's takeover case) starts a boost::asio
+ * io_context for the blocklist command: eventfd2, epoll_create1,
+ * timerfd_create.
  */
 static const struct sandbox_call sandbox_rbd_allowed[] = {
 	SYS(socket), SYS(connect), SYS(setsockopt), SYS(getsockopt),
@@ -161,6 +165,7 @@ static const struct sandbox_call sandbox_rbd_allowed[] = {
 	SYS(clone), SYS(clone3), SYS(set_robust_list), SYS(rseq),
 	SYS(sched_getaffinity), SYS(clock_nanosleep), SYS(nanosleep),
 	SYS(uname), SYS(gettid),
+	SYS(eventfd2), SYS(epoll_create1), SYS(timerfd_create),
 };
 
 /*

@@ -99,6 +99,13 @@ void storage_close(struct storage *st)
 	free(st);
 }
 
+int storage_claim(struct storage *st, const char *owner)
+{
+	if (!st || !owner || !owner[0])
+		return -EINVAL;
+	return st->ops->claim ? st->ops->claim(st, owner) : 0;
+}
+
 /**
  * storage_get_info - size, block sizes and capabilities of @st.
  * @st: an open storage

@@ -61,6 +61,18 @@ int storage_open(const struct storage_params *p, struct storage **out);
 void storage_close(struct storage *st);
 const struct storage_info *storage_get_info(const struct storage *st);
 
+/*
+ * storage_claim - the caller now serves @st on @owner (an export's socket
+ * path, unique on this host), having made sure no other process serves
+ * there: take the backend over from a predecessor on @owner that died
+ * without letting go of it. Only the rbd engine has anything to take over:
+ * the exclusive lock of a SIGKILLed vblkd on the same socket, broken (and
+ * that client blocklisted) now instead of after its watch expires.
+ * Returns 0 or -errno (logged); a failure leaves @st serving as before.
+ * Context: the control thread, before the export is served.
+ */
+int storage_claim(struct storage *st, const char *owner);
+
 enum storage_op {
 	STORAGE_OP_READ,
 	STORAGE_OP_WRITE,

@@ -84,6 +84,8 @@ struct storage_ops {
 	/* Fill st->info (and engine fields); log why on failure. */
 	int (*open)(struct storage *st, const struct storage_params *p);
 	void (*close)(struct storage *st);
+	/* Optional: storage_claim. */
+	int (*claim)(struct storage *st, const char *owner);
 	/* io already validated (range, read-only, length > 0). */
 	void (*submit)(struct storage_chan *ch, struct storage_io *io);
 };

@@ -14,6 +14,8 @@
  *             and the daemon serves again once the OSD thaws
  *   shutdown: SIGTERM with requests stuck in librbd exits within the
  *             timeout, cleanly
+ *   takeover: vblkd SIGKILLed holding the exclusive lock and restarted:
+ *             its first write does not wait for the dead watch to expire
  *   unreachable: no monitor at start: a clear error, bounded by rbd-timeout
  * Skipped (exit 77) where ceph-mon/ceph-osd are not installed.
  *
@@ -38,6 +40,7 @@
 #define IMG_SIZE   (64 * MIB)
 #define SECT       512u
 #define TMO        20000        /* ms: a request that never completes fails the test */
+#define WATCH_TMO  90000        /* ms: ... one that waits for a dead client's watch */
 #define RBD_TMO    "3"          /* --rbd-timeout for the fault cases, seconds */
 #define QD         256
 #define QD_LEN     16384u
@@ -150,12 +153,13 @@ static unsigned wait_all(struct vblk_client *c, struct vblk_req *reqs, unsigned 
 	return first;
 }
 
-/* vblkd serving @spec on sock (extra args may be NULL), connected. */
-static struct vblk_client *serve(struct vblkd_proc *p, const char *spec, const char *extra,
-				 unsigned queue_size)
+/* vblkd serving @spec on @path (extra args may be NULL), logging to @logp,
+ * connected. */
+static struct vblk_client *serve_on(struct vblkd_proc *p, const char *path, const char *logp,
+				    const char *spec, const char *extra, unsigned queue_size)
 {
 	char rbd[128], cconf[300], qs[32];
-	const char *args[] = { "--socket-path", sock, rbd, cconf, "--rbd-timeout=" RBD_TMO,
+	const char *args[] = { "--socket-path", path, rbd, cconf, "--rbd-timeout=" RBD_TMO,
 			       qs, "--iothreads=1", extra, NULL };
 	struct vblk_client_opts o = { .queue_size = queue_size, .mem_size = 32 * MIB };
 	struct vblk_client *c = NULL;
@@ -165,16 +169,22 @@ static struct vblk_client *serve(struct vblkd_proc *p, const char *spec, const c
 	snprintf(cconf, sizeof(cconf), "--ceph-conf=%s", conf);
 	snprintf(qs, sizeof(qs), "--queue-size=%u", queue_size ? queue_size : 256);
 	*p = (struct vblkd_proc){ 0 };
-	unlink(sock);
-	if (vblkd_proc_start_logged(p, vblkd, args, log_path))
+	unlink(path);
+	if (vblkd_proc_start_logged(p, vblkd, args, logp))
 		tap_bail("cannot start %s", vblkd);
-	ret = vblk_client_connect(sock, &o, &c);
+	ret = vblk_client_connect(path, &o, &c);
 	if (ret) {
 		diag("connect: %s", strerror(-ret));
 		dump_log();
 		tap_bail("vblkd does not serve %s", spec);
 	}
 	return c;
+}
+
+static struct vblk_client *serve(struct vblkd_proc *p, const char *spec, const char *extra,
+				 unsigned queue_size)
+{
+	return serve_on(p, sock, log_path, spec, extra, queue_size);
 }
 
 static void stop(struct vblkd_proc *p, struct vblk_client *c, const char *what)
@@ -382,6 +392,70 @@ static void test_timeout(void)
 	vblk_client_destroy(c);
 }
 
+/*
+ * vblkd SIGKILLed while it owns the image's exclusive lock, restarted on
+ * the same socket: its first write must not wait for the dead client's
+ * watch to expire (30 s, longer than TMO): the restarted daemon breaks
+ * the lock of its recorded predecessor. A live owner on another socket
+ * is asked for the lock as librbd does, never broken.
+ */
+static void test_takeover(void)
+{
+	struct vblkd_proc p, p2;
+	struct vblk_client *c, *c2;
+	char sock2[256], log2[256];
+	uint8_t status;
+	int ret;
+
+	c = serve(&p, "rbd/img", NULL, 0);
+	is(wr(c, 2 * MIB, 65536, 30), VIRTIO_BLK_S_OK, "takeover: write (the lock is taken)");
+	kill(p.pid, SIGKILL);
+	while (vblkd_proc_alive(&p))
+		usleep(10000);
+	vblk_client_destroy(c);
+	c = serve(&p, "rbd/img", NULL, 0);
+	is(wr(c, 3 * MIB, 65536, 31), VIRTIO_BLK_S_OK,
+	   "takeover: after SIGKILL and restart, a write completes");
+	ok(vblkd_log_count(log_path, "breaking the exclusive lock"),
+	   "takeover: the restarted vblkd broke its predecessor's lock");
+	ok(rd_check(c, 2 * MIB, 65536, 30) && rd_check(c, 3 * MIB, 65536, 31),
+	   "takeover: both writes read back");
+
+	/* Another vblkd on another socket: it gets the lock from the live
+	 * owner (which hands it over), breaking nothing. */
+	vblkd_proc_path(&dir, "d2.sock", sock2, sizeof(sock2));
+	vblkd_proc_path(&dir, "vblkd2.log", log2, sizeof(log2));
+	c2 = serve_on(&p2, sock2, log2, "rbd/img", NULL, 0);
+	is(wr(c2, 4 * MIB, 65536, 32), VIRTIO_BLK_S_OK, "takeover: a second vblkd writes too");
+	is(vblkd_log_count(log2, "breaking the exclusive lock"), 0u,
+	   "takeover: ... without breaking the live owner's lock");
+	is(wr(c, 5 * MIB, 65536, 33), VIRTIO_BLK_S_OK, "takeover: the first one writes again");
+	ok(rd_check(c2, 5 * MIB, 65536, 33) && rd_check(c, 4 * MIB, 65536, 32),
+	   "takeover: each reads what the other wrote");
+
+	/* The first one dies holding the lock: the second one is not its
+	 * successor on its socket, so librbd breaks that lock itself once
+	 * the dead watch expires (osd_client_watch_timeout, 30 s), in the
+	 * sandbox of a daemon that never broke a lock before. */
+	is(wr(c, 6 * MIB, 65536, 34), VIRTIO_BLK_S_OK, "takeover: the first one takes the lock");
+	kill(p.pid, SIGKILL);
+	while (vblkd_proc_alive(&p))
+		usleep(10000);
+	vblk_client_destroy(c);
+	fill(wbuf, 65536, 35);
+	status = 0xff;
+	ret = vblk_client_io(c2, 0, VIRTIO_BLK_T_OUT, 7 * MIB / SECT, wbuf, 65536, NULL, 0, 0,
+			     WATCH_TMO, &status, NULL);
+	ok(ret == 0 && status == VIRTIO_BLK_S_OK,
+	   "takeover: a write waits for librbd to break a dead stranger's lock (%s, status %u)",
+	   strerror(-ret), status);
+	if (!ok(vblkd_proc_alive(&p2), "takeover: ... and the sandbox lets it"))
+		dump_log();
+	ok(rd_check(c2, 6 * MIB, 65536, 34) && rd_check(c2, 7 * MIB, 65536, 35),
+	   "takeover: the dead one's last write and the new one read back");
+	stop(&p2, c2, "takeover");
+}
+
 static void test_unreachable(void)
 {
 	char bad_conf[300];
@@ -459,6 +533,8 @@ int main(int argc, char **argv)
 		test_osd_restart();
 	if (want(argc, argv, "timeout"))
 		test_timeout();
+	if (want(argc, argv, "takeover"))
+		test_takeover();
 	if (want(argc, argv, "unreachable"))
 		test_unreachable();
 
