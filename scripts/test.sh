@@ -27,6 +27,25 @@ ninja -C "$build"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# One Ceph cluster for the whole run (a start costs seconds of the shared
+# CPUs): the rbd tests (func daemon_rbd, e2e vblkd-rbd-*) use the one
+# VBLK_CEPH_CONF names, each with images of its own, and start their own
+# when it is unset (run alone). daemon_rbd stops and freezes the OSD: meson
+# runs it, like every e2e test, with nothing else (is_parallel: false).
+ceph_dir=''
+stop_ceph() { [[ -n $ceph_dir ]] && scripts/ceph-cluster.sh stop "$ceph_dir" || true; }
+trap stop_ceph EXIT
+if [[ -z ${VBLK_CEPH_CONF:-} ]] && command -v ceph-osd >/dev/null; then
+	ceph_dir=$(mktemp -d "${TMPDIR:-/tmp}/vblk-ceph.XXXXXX")
+	if VBLK_CEPH_CONF=$(scripts/ceph-cluster.sh start "$ceph_dir/c"); then
+		export VBLK_CEPH_CONF
+		echo "test.sh: Ceph cluster for this run: $VBLK_CEPH_CONF"
+	else
+		echo "test.sh: no shared Ceph cluster (logs in $ceph_dir/c/log); rbd tests start their own" >&2
+		unset VBLK_CEPH_CONF
+	fi
+fi
+
 rc=0
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=$?
 logs=("$build/meson-logs/testlog.json")

@@ -20,8 +20,9 @@ usage() {
 	  --vblkd PATH      vblkd binary (default \$VBLKD)
 	  --backend-arg ARG one more backend argument (repeatable), e.g. --direct
 	  --rbd             vblkd: serve an RBD image (the image's contents imported)
-	                    on a single-node Ceph cluster (scripts/ceph-cluster.sh)
-	                    started for this test
+	                    on a single-node Ceph cluster (scripts/ceph-cluster.sh):
+	                    the run's when \$VBLK_CEPH_CONF names its ceph.conf
+	                    (scripts/test.sh), else one started for this test
 	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
 	  --append ARGS     extra guest kernel command line
 	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
@@ -53,7 +54,7 @@ usage() {
 (($# >= 2)) || usage
 backend=$1 test=$2
 shift 2
-queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir=''
+queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir='' rbd_image=''
 
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
@@ -158,6 +159,9 @@ cleanup() {
 	[[ -n $E2E_QEMU_PID ]] && { stop_pid "$E2E_QEMU_PID" || true; }
 	[[ -n $backend_pid ]] && { stop_pid "$backend_pid" || true; }
 	[[ -n $ceph_dir ]] && { "$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" stop "$ceph_dir" || true; }
+	# The run's shared cluster stays up: remove our image from it.
+	[[ -z $ceph_dir && -n $rbd_image ]] &&
+		{ timeout 60 rbd -c "$VBLK_CEPH_CONF" rm --no-progress "$rbd_image" >/dev/null 2>&1 || true; }
 	if ((keep)); then
 		e2e_log "kept $tmp"
 	else
@@ -246,12 +250,18 @@ qsd)
 vblkd)
 	bcmd=("$vblkd_bin" "--socket-path=$sock" "--num-queues=$queues")
 	if ((rbd)); then
-		ceph_dir=$tmp/ceph
-		ceph_conf=$("$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" start "$ceph_dir") ||
-			e2e_die "no Ceph cluster (logs in $ceph_dir/log)"
-		rbd -c "$ceph_conf" import --no-progress "$img" rbd/disk >/dev/null ||
+		if [[ -n ${VBLK_CEPH_CONF:-} ]]; then
+			ceph_conf=$VBLK_CEPH_CONF
+		else
+			ceph_dir=$tmp/ceph
+			ceph_conf=$("$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" start "$ceph_dir") ||
+				e2e_die "no Ceph cluster (logs in $ceph_dir/log)"
+		fi
+		# Named for this run: a shared cluster holds other tests' images.
+		rbd_image=rbd/e2e-${tmp##*.}
+		timeout 120 rbd -c "$ceph_conf" import --no-progress "$img" "$rbd_image" >/dev/null ||
 			e2e_die "rbd import failed"
-		bcmd+=("--rbd=rbd/disk" "--ceph-conf=$ceph_conf")
+		bcmd+=("--rbd=$rbd_image" "--ceph-conf=$ceph_conf")
 	else
 		bcmd+=("--file=$img")
 	fi

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_daemon_rbd.c - vblkd's rbd engine against a real single-node Ceph
- * cluster (scripts/ceph-cluster.sh, started here and stopped at the end),
- * with the default sandbox (seccomp on):
+ * cluster (scripts/ceph-cluster.sh): the run's, when VBLK_CEPH_CONF names
+ * one (scripts/test.sh starts it; the OSD cases stop and freeze its OSD,
+ * so meson runs this test alone), else one started here and stopped at
+ * the end; with the default sandbox (seccomp on):
  *   io:       read/write across object boundaries, flush, discard and
  *             write-zeroes read back as zeroes, 256 requests in flight on
  *             a ring of 1024
@@ -46,6 +48,10 @@
 #define QD_LEN     16384u
 
 static const char *vblkd, *cluster_sh;
+/* The image (and its snapshot), named for this process: a cluster shared
+ * by the whole test run (VBLK_CEPH_CONF) holds other tests' images too. */
+static char img[64], snap[80];
+static bool shared;
 static struct vblkd_proc dir;
 static char conf[256], cdir[256], sock[256], log_path[256];
 static uint8_t wbuf[4 * MIB], rbuf[4 * MIB];
@@ -205,7 +211,7 @@ static void test_io(void)
 {
 	static struct vblk_req reqs[QD];
 	struct vblkd_proc p;
-	struct vblk_client *c = serve(&p, "rbd/img", NULL, 1024);
+	struct vblk_client *c = serve(&p, img, NULL, 1024);
 	const struct virtio_blk_config *cfg = vblk_client_config(c);
 	unsigned bad = 0, done;
 
@@ -263,15 +269,15 @@ static void test_snap(void)
 	struct vblk_client *c;
 	const struct virtio_blk_config *cfg;
 
-	c = serve(&p, "rbd/img", NULL, 0);
+	c = serve(&p, img, NULL, 0);
 	is(wr(c, MIB, 64 * 1024, 7), VIRTIO_BLK_S_OK, "snap: write A");
 	stop(&p, c, "snap: writer");
-	ok(sh("rbd -c %s snap create rbd/img@s1", conf) == 0, "snap: rbd snap create");
-	c = serve(&p, "rbd/img", NULL, 0);
+	ok(sh("rbd -c %s snap create %s", conf, snap) == 0, "snap: rbd snap create");
+	c = serve(&p, img, NULL, 0);
 	is(wr(c, MIB, 64 * 1024, 8), VIRTIO_BLK_S_OK, "snap: write B over A on the image");
 	stop(&p, c, "snap: writer 2");
 
-	c = serve(&p, "rbd/img@s1", NULL, 0);
+	c = serve(&p, snap, NULL, 0);
 	cfg = vblk_client_config(c);
 	ok(vblk_client_offered(c) & (1ull << VIRTIO_BLK_F_RO), "snap: offered read-only");
 	is(le64toh(cfg->capacity), IMG_SIZE / SECT, "snap: capacity");
@@ -279,7 +285,7 @@ static void test_snap(void)
 	is(wr(c, 0, 4096, 9), VIRTIO_BLK_S_IOERR, "snap: a write fails");
 	stop(&p, c, "snap");
 
-	c = serve(&p, "rbd/img", "--read-only", 0);
+	c = serve(&p, img, "--read-only", 0);
 	ok(vblk_client_offered(c) & (1ull << VIRTIO_BLK_F_RO), "read-only: offered read-only");
 	ok(rd_check(c, MIB, 64 * 1024, 8), "read-only: reads B, the image's data");
 	is(wr(c, 0, 4096, 9), VIRTIO_BLK_S_IOERR, "read-only: a write fails");
@@ -289,11 +295,11 @@ static void test_snap(void)
 static void test_resize(void)
 {
 	struct vblkd_proc p;
-	struct vblk_client *c = serve(&p, "rbd/img", NULL, 0);
+	struct vblk_client *c = serve(&p, img, NULL, 0);
 	uint64_t end;
 
 	is(wr(c, 40 * MIB, 4096, 11), VIRTIO_BLK_S_OK, "resize: write at 40 MiB");
-	ok(sh("rbd -c %s resize --allow-shrink --size 32M rbd/img >/dev/null 2>&1", conf) == 0,
+	ok(sh("rbd -c %s resize --allow-shrink --size 32M %s >/dev/null 2>&1", conf, img) == 0,
 	   "resize: rbd resize to 32 MiB");
 	end = now_ms() + TMO;
 	while (!vblkd_log_count(log_path, "resized from 67108864 to 33554432") && now_ms() < end)
@@ -302,7 +308,7 @@ static void test_resize(void)
 	   "resize: the daemon logs the new size");
 	is(wr(c, 40 * MIB, 4096, 11), VIRTIO_BLK_S_IOERR, "resize: a write past the new end fails");
 	is(wr(c, 16 * MIB, 4096, 12), VIRTIO_BLK_S_OK, "resize: a write below it works");
-	ok(sh("rbd -c %s resize --size 64M rbd/img >/dev/null 2>&1", conf) == 0,
+	ok(sh("rbd -c %s resize --size 64M %s >/dev/null 2>&1", conf, img) == 0,
 	   "resize: grow back to 64 MiB");
 	end = now_ms() + TMO;
 	while (!vblkd_log_count(log_path, "resized from 33554432 to 67108864") && now_ms() < end)
@@ -318,7 +324,7 @@ static void test_osd_restart(void)
 	static struct vblk_req reqs[64];
 	struct vblkd_proc p;
 	/* Longer than the OSD's restart: requests wait instead of failing. */
-	struct vblk_client *c = serve(&p, "rbd/img", "--rbd-timeout=60", 1024);
+	struct vblk_client *c = serve(&p, img, "--rbd-timeout=60", 1024);
 	unsigned bad = 0, acked = 0;
 
 	/* Acknowledged writes before the stop... */
@@ -349,7 +355,7 @@ static void test_osd_restart(void)
 static void test_timeout(void)
 {
 	struct vblkd_proc p;
-	struct vblk_client *c = serve(&p, "rbd/img", NULL, 0);
+	struct vblk_client *c = serve(&p, img, NULL, 0);
 	struct vblk_req r;
 	uint64_t t0, dt;
 	char buf[64];
@@ -407,13 +413,13 @@ static void test_takeover(void)
 	uint8_t status;
 	int ret;
 
-	c = serve(&p, "rbd/img", NULL, 0);
+	c = serve(&p, img, NULL, 0);
 	is(wr(c, 2 * MIB, 65536, 30), VIRTIO_BLK_S_OK, "takeover: write (the lock is taken)");
 	kill(p.pid, SIGKILL);
 	while (vblkd_proc_alive(&p))
 		usleep(10000);
 	vblk_client_destroy(c);
-	c = serve(&p, "rbd/img", NULL, 0);
+	c = serve(&p, img, NULL, 0);
 	is(wr(c, 3 * MIB, 65536, 31), VIRTIO_BLK_S_OK,
 	   "takeover: after SIGKILL and restart, a write completes");
 	ok(vblkd_log_count(log_path, "breaking the exclusive lock"),
@@ -425,7 +431,7 @@ static void test_takeover(void)
 	 * owner (which hands it over), breaking nothing. */
 	vblkd_proc_path(&dir, "d2.sock", sock2, sizeof(sock2));
 	vblkd_proc_path(&dir, "vblkd2.log", log2, sizeof(log2));
-	c2 = serve_on(&p2, sock2, log2, "rbd/img", NULL, 0);
+	c2 = serve_on(&p2, sock2, log2, img, NULL, 0);
 	is(wr(c2, 4 * MIB, 65536, 32), VIRTIO_BLK_S_OK, "takeover: a second vblkd writes too");
 	is(vblkd_log_count(log2, "breaking the exclusive lock"), 0u,
 	   "takeover: ... without breaking the live owner's lock");
@@ -459,11 +465,12 @@ static void test_takeover(void)
 static void test_unreachable(void)
 {
 	char bad_conf[300];
-	const char *args[] = { "--socket-path", sock, "--rbd=rbd/img", bad_conf,
-			       "--rbd-timeout=2", NULL };
+	char rbd[128];
+	const char *args[] = { "--socket-path", sock, rbd, bad_conf, "--rbd-timeout=2", NULL };
 	struct vblkd_proc p = { 0 };
 	uint64_t t0 = now_ms(), dt;
 
+	snprintf(rbd, sizeof(rbd), "--rbd=%s", img);
 	vblkd_proc_path(&dir, "dead.conf", bad_conf + 12, sizeof(bad_conf) - 12);
 	memcpy(bad_conf, "--ceph-conf=", 12);
 	/* A monitor address nothing listens on. */
@@ -490,18 +497,33 @@ static bool want(int argc, char **argv, const char *name)
 	return argc < 4 || strstr(argv[3], name);
 }
 
-/* At any exit, bail-outs too: no daemon of the cluster outlives the test. */
+/*
+ * At any exit, bail-outs too: no daemon of our own cluster outlives the
+ * test; a shared one is left as found (OSD thawed and up), less our image.
+ */
 static void cluster_stop(void)
 {
 	if (!cluster_up)
 		return;
 	cluster_up = false;
-	sh("%s osd-stop %s CONT; %s stop %s", cluster_sh, cdir, cluster_sh, cdir);
+	if (shared) {
+		sh("%s osd-stop %s CONT; %s status %s || %s osd-start %s >/dev/null", cluster_sh,
+		   cdir, cluster_sh, cdir, cluster_sh, cdir);
+		sh("rbd -c %s snap purge %s >/dev/null 2>&1; rbd -c %s rm --no-progress %s "
+		   ">/dev/null 2>&1", conf, img, conf, img);
+		/* The takeover records (storage_rbd_claim) of daemons killed. */
+		sh("rados -c %s -p rbd ls | grep '^vblk_owner\\.%s\\.' | "
+		   "xargs -r -n1 rados -c %s -p rbd rm", conf, strchr(img, '/') + 1, conf);
+	} else {
+		sh("%s osd-stop %s CONT; %s stop %s", cluster_sh, cdir, cluster_sh, cdir);
+	}
 	vblkd_proc_cleanup(&dir);
 }
 
 int main(int argc, char **argv)
 {
+	const char *env_conf = getenv("VBLK_CEPH_CONF");
+
 	if (argc < 3)
 		tap_bail("usage: %s PATH-TO-VBLKD PATH-TO-ceph-cluster.sh", argv[0]);
 	vblkd = argv[1];
@@ -511,15 +533,29 @@ int main(int argc, char **argv)
 		tap_skip_all("ceph-mon, ceph-osd or rbd not installed (scripts/install-deps.sh)");
 	if (vblkd_proc_init(&dir))
 		tap_bail("mkdtemp");
-	vblkd_proc_path(&dir, "ceph", cdir, sizeof(cdir));
-	vblkd_proc_path(&dir, "ceph/ceph.conf", conf, sizeof(conf));
+	snprintf(img, sizeof(img), "rbd/vblk-func-%d", (int)getpid());
+	snprintf(snap, sizeof(snap), "%s@s1", img);
+	/* The run's cluster (scripts/test.sh): DIR/ceph.conf of ceph-cluster.sh. */
+	shared = env_conf && *env_conf;
+	if (shared) {
+		const char *slash = strrchr(env_conf, '/');
+
+		if (!slash || strlen(env_conf) >= sizeof(conf))
+			tap_bail("VBLK_CEPH_CONF=%s is not DIR/ceph.conf", env_conf);
+		snprintf(conf, sizeof(conf), "%s", env_conf);
+		snprintf(cdir, sizeof(cdir), "%.*s", (int)(slash - env_conf), env_conf);
+		diag("the run's Ceph cluster: %s", conf);
+	} else {
+		vblkd_proc_path(&dir, "ceph", cdir, sizeof(cdir));
+		vblkd_proc_path(&dir, "ceph/ceph.conf", conf, sizeof(conf));
+	}
 	vblkd_proc_path(&dir, "d.sock", sock, sizeof(sock));
 	vblkd_proc_path(&dir, "vblkd.log", log_path, sizeof(log_path));
 	cluster_up = true;
 	atexit(cluster_stop);
-	if (sh("%s start %s >/dev/null", cluster_sh, cdir))
-		tap_bail("cannot start a Ceph cluster in %s", cdir);
-	if (sh("rbd -c %s create --size 64M rbd/img", conf))
+	if (shared ? sh("%s status %s", cluster_sh, cdir) : sh("%s start %s >/dev/null", cluster_sh, cdir))
+		tap_bail("no Ceph cluster in %s", cdir);
+	if (sh("rbd -c %s create --size 64M %s", conf, img))
 		tap_bail("rbd create failed");
 
 	/* argv[3], for debugging: the cases to run ("io,osd"); default all. */
