@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "daemon/sandbox.h"
+#include "mgmt/mgmt.h"
 
 #define MAX_EXPORTS 64
 #define MAX_IOTHREADS 64
@@ -83,6 +84,9 @@ static const char usage_text[] =
 "                       seccomp support a warning is logged), log: the kernel\n"
 "                       only logs it\n"
 "  --user=NAME          once set up, switch to this user and its group\n"
+"  --control=PATH       answer JSON-RPC 2.0 requests on this unix socket (vblkctl;\n"
+"                       see docs/control.md)\n"
+"  --control-mode=MODE  the control socket's permissions, octal (default 0600)\n"
 "  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
 "  -v, --verbose        more logging (repeat for debug)\n"
 "  -q, --quiet          only errors\n"
@@ -320,7 +324,7 @@ enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
-	OPT_KEYRING, OPT_RBD_TIMEOUT,
+	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -348,6 +352,8 @@ static const struct option long_opts[] = {
 	{ "poll-mode", required_argument, NULL, OPT_POLL_MODE },
 	{ "poll-idle-us", required_argument, NULL, OPT_POLL_IDLE },
 	{ "user", required_argument, NULL, OPT_USER },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -364,6 +370,9 @@ struct config {
 	unsigned poll_idle_us;
 	bool caps;
 	struct sandbox_opts sandbox;
+	const char *control;     /* --control socket path */
+	unsigned control_mode;
+	unsigned control_timeout_ms;
 };
 
 /* Returns 0 to run, 1 to exit successfully, <0 on a usage error. */
@@ -378,6 +387,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	c->sandbox.mode = SANDBOX_ON;
 	c->poll_mode = LOOP_POLL_ADAPTIVE;
 	c->poll_idle_us = DEFAULT_POLL_IDLE_US;
+	c->control_mode = 0600;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
 		ret = 0;
@@ -432,6 +442,23 @@ static int parse_args(int argc, char **argv, struct config *c)
 				return fail("--user needs a user name");
 			c->sandbox.user = optarg;
 			break;
+		case OPT_CONTROL:
+			if (!*optarg || strlen(optarg) >= 108)
+				return fail("invalid control socket path '%s' (1-107 bytes)", optarg);
+			c->control = optarg;
+			break;
+		case OPT_CONTROL_MODE: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || errno || v == 0 || v > 0777 || !(v & 0600))
+				return fail("invalid control-mode '%s': expected octal permissions "
+					    "like 0600 or 0660, owner read and write", optarg);
+			c->control_mode = (unsigned)v;
+			break;
+		}
 		case 'v': log_max_level = log_max_level < LOG_DEBUG ? log_max_level + 1 : LOG_DEBUG; break;
 		case 'q': log_max_level = LOG_ERR; break;
 		case 'h': usage(stdout); return 1;
@@ -455,7 +482,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		memmove(&c->exports[0], &c->exports[1], (c->nexports - 1) * sizeof(c->exports[0]));
 		c->nexports--;
 	}
-	if (c->nexports == 0)
+	if (c->nexports == 0 && !c->control)
 		return fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
 	for (unsigned i = 0; i < c->nexports; i++) {
 		ret = export_opts_check(&c->exports[i], i);
@@ -491,8 +518,14 @@ static void on_signal(void *opaque, uint32_t events)
  */
 static int msg_timeout_from_env(struct config *c)
 {
-	const char *v = getenv("VBLKD_MSG_TIMEOUT_MS");
+	const char *v = getenv("VBLKD_CONTROL_TIMEOUT_MS");
 	unsigned ms;
+
+	/* Likewise the control socket's idle timeout (docs/control.md). */
+	if (v && parse_uint("VBLKD_CONTROL_TIMEOUT_MS", v, 1, 3600 * 1000,
+			    &c->control_timeout_ms))
+		return -EINVAL;
+	v = getenv("VBLKD_MSG_TIMEOUT_MS");
 
 	if (!v)
 		return 0;
@@ -510,6 +543,7 @@ int main(int argc, char **argv)
 	struct export *exports[MAX_EXPORTS] = { 0 };
 	unsigned niothreads, total_queues = 0, first = 0;
 	struct loop *ctrl = NULL;
+	struct mgmt *mgmt = NULL;
 	sigset_t mask;
 	int sfd, ret, rc = 1;
 	long ncpu;
@@ -536,7 +570,8 @@ int main(int argc, char **argv)
 		total_queues += c.exports[i].p.num_queues;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	niothreads = c.iothreads ? c.iothreads : (unsigned)(ncpu > 0 ? ncpu : 1);
-	if (!c.iothreads && niothreads > total_queues)
+	/* With a control socket, exports added later need iothreads too. */
+	if (!c.iothreads && !c.control && niothreads > total_queues)
 		niothreads = total_queues;
 	if (niothreads > MAX_IOTHREADS)
 		niothreads = MAX_IOTHREADS;
@@ -588,6 +623,17 @@ int main(int argc, char **argv)
 			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
 			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
 	}
+	if (c.control) {
+		ret = mgmt_create(ctrl, &mgmt);
+		if (!ret)
+			ret = mgmt_listen(mgmt, c.control, c.control_mode, c.control_timeout_ms);
+		if (ret) {
+			log_err("cannot listen on the control socket %s: %s", c.control,
+				ret == -EADDRINUSE ? "in use by another process" : strerror(-ret));
+			goto out_exports;
+		}
+		log_info("control socket on %s", c.control);
+	}
 	for (unsigned i = 0; i < c.nexports; i++)
 		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
 	if (sandbox_enter(&c.sandbox))
@@ -597,6 +643,8 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out_exports:
+	/* No request runs under the teardown: the control socket goes first. */
+	mgmt_destroy(mgmt);
 	for (unsigned i = 0; i < c.nexports; i++)
 		export_destroy(exports[i]);
 out_iothreads:

@@ -34,6 +34,7 @@
 
 #include "common/compiler.h"
 #include "common/log.h"
+#include "common/sock.h"
 #include "vhost/vhost.h"
 #include "vhost/vhost_log.h"
 #include "vhost/vhost_msg.h"
@@ -72,9 +73,7 @@ struct vhost_server {
 
 	int listen_fd;              /* -1 when given a connected fd */
 	bool listen_watched;
-	char *path;                 /* socket file we created, or NULL */
-	dev_t sock_dev;
-	ino_t sock_ino;
+	struct sock_file file;      /* socket file we created (path NULL: none) */
 
 	int conn_fd;                /* -1: no frontend */
 	int timer_fd;               /* times a partial message or an unsent reply */
@@ -1629,7 +1628,7 @@ static void server_free(struct vhost_server *s)
 	close_fd(&s->timer_fd);
 	free(s->vrings);
 	free(s->vpriv);
-	free(s->path);
+	free(s->file.path);
 	free(s);
 	if (sem)
 		sem_post(sem);
@@ -1755,88 +1754,14 @@ static void listen_cb(void *opaque, uint32_t events)
 
 /* ---- socket setup ----------------------------------------------------- */
 
-/* Is a live process listening on @sa? ECONNREFUSED means a stale file. */
-static int probe_stale(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
-	close(fd);
-	if (ret == -ECONNREFUSED)
-		return 0;
-	return -EADDRINUSE;
-}
-
 static int listen_on_path(struct vhost_server *s, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, ret;
+	int fd = sock_listen_unix(path, LISTEN_BACKLOG, 0, &s->file);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		if (ret != -EADDRINUSE)
-			goto err_close;
-		/* Replace only a socket file nobody answers on. */
-		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-			ret = -EADDRINUSE;
-			goto err_close;
-		}
-		ret = probe_stale(&sa);
-		if (ret)
-			goto err_close;
-		log_info("vhost: replacing stale socket %s", path);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			ret = -errno;
-			goto err_close;
-		}
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			ret = -errno;
-			goto err_close;
-		}
-	}
-	if (lstat(path, &st) < 0) {
-		ret = -errno;
-		goto err_unlink;
-	}
-	if (listen(fd, LISTEN_BACKLOG) < 0) {
-		ret = -errno;
-		goto err_unlink;
-	}
-	s->path = strdup(path);
-	if (!s->path) {
-		ret = -ENOMEM;
-		goto err_unlink;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
+		return fd;
 	s->listen_fd = fd;
 	return 0;
-
-err_unlink:
-	unlink(path);
-err_close:
-	close(fd);
-	return ret;
-}
-
-/* Remove our socket file, unless someone replaced it meanwhile. */
-static void unlink_path(struct vhost_server *s)
-{
-	struct stat st;
-
-	if (s->path && lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
-	    st.st_ino == s->sock_ino)
-		unlink(s->path);
 }
 
 /* An inherited fd: a listening socket, or an already connected one. */
@@ -1969,7 +1894,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 
 err_close:
 	if (s->listen_fd >= 0 && path) {
-		unlink_path(s);
+		sock_file_remove(&s->file);
 		close(s->listen_fd);
 	}
 	/* An inherited fd stays the caller's on failure. */
@@ -1985,7 +1910,7 @@ static void destroy_in_loop(void *arg)
 	s->destroying = true;
 	listen_watch(s, false);
 	if (s->listen_fd >= 0) {
-		unlink_path(s);
+		sock_file_remove(&s->file);
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
