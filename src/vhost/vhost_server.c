@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "common/sock.h"
 #include "vhost/vhost.h"
+#include "vhost/vhost_backend_req.h"
 #include "vhost/vhost_log.h"
 #include "vhost/vhost_msg.h"
 
@@ -52,7 +53,8 @@
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) | \
-	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ))
 
 /* Per-vring state that is vhost's business only. */
 struct vring_priv {
@@ -99,6 +101,7 @@ struct vhost_server {
 	uint64_t inflight_size;
 	unsigned inflight_nq, inflight_qsize;
 	struct gmem_log *log;       /* SET_LOG_BASE: the dirty log, or NULL */
+	struct vhost_backend_req *breq; /* SET_BACKEND_REQ_FD: the backend channel */
 
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
@@ -642,6 +645,22 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 		s->ops->reset(s->opaque);
 	gmem_log_put(s->log);
 	s->log = NULL;
+	return 0;
+}
+
+static int h_set_backend_req_fd(struct vhost_server *s, struct vhost_msg *m)
+{
+	int ret;
+
+	if (!(s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ))) {
+		bad(s, "SET_BACKEND_REQ_FD: protocol feature BACKEND_REQ not negotiated");
+		return -EPROTO;
+	}
+	ret = vhost_backend_req_set_fd(s->breq, vhost_msg_take_fd(m, 0), reply_ack_on(s));
+	if (ret) {
+		bad(s, "SET_BACKEND_REQ_FD: %s", ret == -ENOTSOCK ? "not a socket" : strerror(-ret));
+		return -EPROTO;
+	}
 	return 0;
 }
 
@@ -1334,6 +1353,7 @@ static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
 	[VHOST_USER_GET_INFLIGHT_FD] = h_get_inflight_fd,
 	[VHOST_USER_SET_INFLIGHT_FD] = h_set_inflight_fd,
+	[VHOST_USER_SET_BACKEND_REQ_FD] = h_set_backend_req_fd,
 };
 
 static int handle(struct vhost_server *s, struct vhost_msg *m)
@@ -1623,6 +1643,7 @@ static void server_free(struct vhost_server *s)
 
 	guard_watch(s, false);
 	gmem_guard_destroy(s->guard);
+	vhost_backend_req_destroy(s->breq);
 	if (s->timer_watched)
 		loop_del_fd(s->ctrl, s->timer_fd);
 	close_fd(&s->timer_fd);
@@ -1670,6 +1691,7 @@ static void conn_finish_close(struct vhost_server *s)
 	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
 	gmem_log_put(s->log);
 	s->log = NULL;
+	vhost_backend_req_reset(s->breq);
 	vhost_msg_rx_reset(&s->rx);
 	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;
@@ -1810,6 +1832,13 @@ static void create_in_loop(void *arg)
 		return;
 	}
 	s->timer_watched = true;
+	a->ret = vhost_backend_req_create(s->ctrl, s->name, 0, &s->breq);
+	if (a->ret) {
+		guard_watch(s, false);
+		loop_del_fd(s->ctrl, s->timer_fd);
+		s->timer_watched = false;
+		return;
+	}
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
@@ -1824,6 +1853,8 @@ static void create_in_loop(void *arg)
 		guard_watch(s, false);
 		loop_del_fd(s->ctrl, s->timer_fd);
 		s->timer_watched = false;
+		vhost_backend_req_destroy(s->breq);
+		s->breq = NULL;
 	}
 }
 
@@ -1939,6 +1970,15 @@ void vhost_server_destroy(struct vhost_server *s)
 	while (sem_wait(&sem) < 0 && errno == EINTR)
 		;
 	sem_destroy(&sem);
+}
+
+int vhost_server_backend_send(struct vhost_server *s, uint32_t request,
+			      const void *payload, uint32_t size, vhost_backend_req_cb cb,
+			      void *arg)
+{
+	if (s->conn_fd < 0 || s->closing)
+		return -ENOTCONN;
+	return vhost_backend_req_send(s->breq, request, payload, size, cb, arg);
 }
 
 bool vhost_server_connected(const struct vhost_server *s)
