@@ -10,6 +10,7 @@
  * Usage: test_control PATH-TO-VBLKD. Prints TAP.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "vblk_client.h"
 #include "mgmt/mgmt.h"
 #include "mgmt/mgmt_client.h"
+#include "vhost/vhost_msg.h"
 
 #define TMO 5000
 
@@ -342,6 +344,348 @@ static bool wait_exit(struct vblkd_proc *p)
 	return p->exited;
 }
 
+/* ---- export methods ------------------------------------------------------ */
+
+static int cfd = -1;   /* one control connection for the export tests */
+
+/* Call @method with @params (JSON text, NULL: none). The reply; NULL if none. */
+static struct json_object *call(const char *method, const char *params)
+{
+	struct json_object *p = params ? json_tokener_parse(params) : NULL, *r = NULL;
+	int ret;
+
+	if (params && !p)
+		tap_bail("bad test params %s", params);
+	ret = mgmt_client_call(cfd, method, p, &r, 60000);
+	json_object_put(p);
+	if (ret)
+		diag("%s: %s", method, strerror(-ret));
+	return ret ? NULL : r;
+}
+
+/* Expect @code (0: a result) from @method(@params). */
+static void expect(const char *method, const char *params, int code, const char *what)
+{
+	struct json_object *r = call(method, params), *e, *msg;
+	int got = err_code(r);
+
+	is(got, code, "%s: %s", method, what);
+	if (got != code && r && json_object_object_get_ex(r, "error", &e) &&
+	    json_object_object_get_ex(e, "message", &msg))
+		diag("message: %s", json_object_get_string(msg));
+	json_object_put(r);
+}
+
+static struct json_object *result(struct json_object *r)
+{
+	struct json_object *res = NULL;
+
+	if (r)
+		json_object_object_get_ex(r, "result", &res);
+	return res;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+}
+
+static int64_t jint(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_int64(v) : -1;
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+/* The export-list entry of @sock (a new reference), or NULL. */
+static struct json_object *list_entry(const char *path)
+{
+	struct json_object *r = call("export-list", NULL), *res = result(r), *found = NULL;
+
+	for (size_t i = 0; res && i < json_object_array_length(res); i++) {
+		struct json_object *e = json_object_array_get_idx(res, i);
+
+		if (!strcmp(jstr(e, "socket-path"), path))
+			found = json_object_get(e);
+	}
+	json_object_put(r);
+	return found;
+}
+
+static size_t list_len(void)
+{
+	struct json_object *r = call("export-list", NULL), *res = result(r);
+	size_t n = res && json_object_is_type(res, json_type_array) ?
+		   json_object_array_length(res) : (size_t)-1;
+
+	json_object_put(r);
+	return n;
+}
+
+static uint8_t io_status(struct vblk_client *c, uint32_t type, uint64_t sector, void *buf,
+			 size_t len)
+{
+	uint8_t status = 0xff;
+	int ret;
+
+	if (type == VIRTIO_BLK_T_OUT)
+		ret = vblk_client_io(c, 0, type, sector, buf, len, NULL, 0, 0, TMO, &status, NULL);
+	else
+		ret = vblk_client_io(c, 0, type, sector, NULL, 0, buf, len, 0, TMO, &status, NULL);
+	return ret ? 0xfe : status;
+}
+
+/* Read the backend channel's next message; ack it when asked. Its request. */
+static int backend_take(int fd)
+{
+	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
+	uint64_t zero = 0;
+	char payload[256];
+
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	if (poll(&pfd, 1, TMO) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+		return -1;
+	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+		return -1;
+	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+		ack.request = hdr.request;
+		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+		ack.size = sizeof(zero);
+		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+			return -1;
+	}
+	return (int)hdr.request;
+}
+
+static void test_export_add_list(const char *sock_b, const char *img_b, struct vblk_client **cb)
+{
+	struct vblk_client_opts o = { .num_queues = 2, .queue_size = 1024, .packed = true,
+				      .backend_req = true };
+	struct json_object *r, *e;
+	char params[1024];
+
+	e = list_entry(sock);
+	ok(e != NULL, "export-list: the command-line export is listed");
+	is(jint(e, "size"), 64 << 20, "export-list: its size");
+	ok(!strcmp(jstr(e, "image"), img) && !strcmp(jstr(e, "engine"), "file"),
+	   "export-list: its image and engine");
+	ok(jbool(e, "connected") && !strcmp(jstr(e, "ring"), "split"),
+	   "export-list: connected, split ring");
+	ok(strstr(json_object_to_json_string(e), "\"event-idx\"") != NULL,
+	   "export-list: negotiated features by name");
+	json_object_put(e);
+
+	snprintf(params, sizeof(params), "{\"socket-path\":\"%s\",\"file\":\"%s\","
+		 "\"num-queues\":2,\"serial\":\"hot\",\"direct\":false}", sock_b, img_b);
+	r = call("export-add", params);
+	is(err_code(r), 0, "export-add: a file export at runtime (sandbox on)");
+	ok(!strcmp(jstr(result(r), "socket-path"), sock_b), "export-add: the result describes it");
+	json_object_put(r);
+	is(list_len(), 2, "export-list: two exports");
+	if (!ok(vblk_client_connect(sock_b, &o, cb) == 0,
+		"the added export takes a frontend (2 queues of 1024, packed, backend channel)"))
+		return;
+	ok(vblk_client_rw_check(*cb, 0, 21, 0, TMO) && vblk_client_rw_check(*cb, 1, 22, 0, TMO),
+	   "I/O on both queues of the added export");
+	e = list_entry(sock_b);
+	ok(jbool(e, "connected") && !strcmp(jstr(e, "ring"), "packed") && jint(e, "num-queues") == 2,
+	   "export-list: the added export is connected, packed, 2 queues");
+	json_object_put(e);
+}
+
+static void test_export_add_errors(const char *sock_b)
+{
+	char p[1024], sock_c[300];
+
+	vblkd_proc_path(&proc, "c.sock", sock_c, sizeof(sock_c));
+	expect("export-add", NULL, MGMT_ERR_INVALID_PARAMS, "no params");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\"}", sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "no image");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"fd\":3}", sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "fd refused at runtime");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"bogus\":1}", sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "unknown key");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":[1]}", sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "a list as a value");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":null}", sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "null as a value");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"num-queues\":-1}",
+		 sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "negative num-queues");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"queue-size\":1000}",
+		 sock_c);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "queue-size not a power of two");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"file\":\"%s\"}",
+		 sock_c, img);
+	expect("export-add", p, MGMT_ERR_INVALID_PARAMS, "two images");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\"}", sock_b);
+	expect("export-add", p, MGMT_ERR_EXISTS, "a socket another export uses");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\"}", ctl);
+	expect("export-add", p, MGMT_ERR_EXISTS, "a socket a live process listens on");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"file\":\"%s/none\"}", sock_c,
+		 proc.dir);
+	expect("export-add", p, MGMT_ERR_FAILED, "an image that does not exist");
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"file\":\"%s\"}", sock_c, proc.dir);
+	expect("export-add", p, MGMT_ERR_FAILED, "a directory as the image");
+	ok(access(sock_c, F_OK) != 0, "failed adds leave no socket file");
+	is(list_len(), 2, "failed adds leave the export list as it was");
+}
+
+static void test_export_resize(const char *sock_b, const char *img_b, struct vblk_client *cb)
+{
+	static uint8_t wbuf[4096], rbuf[4096];
+	struct json_object *r;
+	char p[1024];
+	struct stat st;
+
+	vblk_fill(wbuf, sizeof(wbuf), 5);
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":\"48M\"}", sock_b);
+	r = call("export-resize", p);
+	is(jint(result(r), "new-size"), 48 << 20, "export-resize: grown from 32M to 48M");
+	is(jint(result(r), "old-size"), 32 << 20, "export-resize: old size reported");
+	ok(jbool(result(r), "guest-notified"), "export-resize: the frontend was told");
+	json_object_put(r);
+	is(backend_take(vblk_client_backend_fd(cb)), VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+	   "the backend channel carries CONFIG_CHANGE_MSG");
+	ok(vblk_client_refresh_config(cb) == 0 &&
+	   vblk_client_config(cb)->capacity == (48u << 20) / 512,
+	   "GET_CONFIG shows the new capacity");
+	ok(stat(img_b, &st) == 0 && st.st_size == 48 << 20, "the image file is 48M");
+	is(io_status(cb, VIRTIO_BLK_T_OUT, (40u << 20) / 512, wbuf, sizeof(wbuf)), VIRTIO_BLK_S_OK,
+	   "a write past the old end works");
+	is(io_status(cb, VIRTIO_BLK_T_IN, (40u << 20) / 512, rbuf, sizeof(rbuf)), VIRTIO_BLK_S_OK,
+	   "and reads back");
+	ok(!memcmp(wbuf, rbuf, sizeof(wbuf)), "the same data");
+
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":%u}", sock_b, 16u << 20);
+	r = call("export-resize", p);
+	is(jint(result(r), "new-size"), 16 << 20, "export-resize: shrunk to 16M (size as a number)");
+	json_object_put(r);
+	is(backend_take(vblk_client_backend_fd(cb)), VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+	   "the shrink is announced too");
+	is(io_status(cb, VIRTIO_BLK_T_IN, (16u << 20) / 512, rbuf, sizeof(rbuf)), VIRTIO_BLK_S_IOERR,
+	   "a read past the shrunken end: IOERR");
+	is(io_status(cb, VIRTIO_BLK_T_OUT, (16u << 20) / 512 - 4, wbuf, sizeof(wbuf)),
+	   VIRTIO_BLK_S_IOERR, "a write across the shrunken end: IOERR");
+	is(io_status(cb, VIRTIO_BLK_T_OUT, (16u << 20) / 512 - 8, wbuf, sizeof(wbuf)),
+	   VIRTIO_BLK_S_OK, "a write ending at the shrunken end works");
+
+	/* The image grown by other means: picked up without a size. */
+	if (truncate(img_b, 40 << 20))
+		diag("truncate: %s", strerror(errno));
+	snprintf(p, sizeof(p), "{\"export\":\"%s\"}", sock_b);
+	r = call("export-resize", p);
+	is(jint(result(r), "new-size"), 40 << 20, "export-resize without a size picks up 40M");
+	json_object_put(r);
+	is(backend_take(vblk_client_backend_fd(cb)), VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+	   "and announces it");
+	r = call("export-resize", p);
+	is(jint(result(r), "new-size"), 40 << 20, "again: the same size");
+	ok(!jbool(result(r), "guest-notified"), "an unchanged size is not announced");
+	json_object_put(r);
+
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":\"abc\"}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "size abc");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":1000}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "size not a multiple of 512");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":0}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "size 0");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":-512}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "negative size");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":true}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "size true");
+	expect("export-resize", "{\"export\":\"/nope\",\"size\":\"1G\"}", MGMT_ERR_NOT_FOUND,
+	       "unknown export");
+	expect("export-resize", "{\"size\":\"1G\"}", MGMT_ERR_INVALID_PARAMS, "no export");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"sise\":\"1G\"}", sock_b);
+	expect("export-resize", p, MGMT_ERR_INVALID_PARAMS, "misspelt param");
+}
+
+static void test_export_remove(const char *sock_b, const char *img_b, struct vblk_client *cb)
+{
+	static uint8_t wbuf[65536], rbuf[65536];
+	struct json_object *r;
+	char p[1024], sock_d[300];
+	int fd;
+
+	snprintf(p, sizeof(p), "{\"export\":\"%s\"}", sock_b);
+	expect("export-remove", p, MGMT_ERR_BUSY, "refused while a frontend is connected");
+	ok(cb && vblk_client_rw_check(cb, 0, 31, 0, TMO), "the refused export still serves");
+	expect("export-remove", "{\"export\":\"/nope\"}", MGMT_ERR_NOT_FOUND, "unknown export");
+	expect("export-remove", NULL, MGMT_ERR_INVALID_PARAMS, "no export");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"force\":\"yes\"}", sock_b);
+	expect("export-remove", p, MGMT_ERR_INVALID_PARAMS, "force not a boolean");
+
+	/* Data written just before a forced removal is in the image. */
+	vblk_fill(wbuf, sizeof(wbuf), 77);
+	is(io_status(cb, VIRTIO_BLK_T_OUT, 2048, wbuf, sizeof(wbuf)), VIRTIO_BLK_S_OK,
+	   "a write just before the forced removal");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"force\":true}", sock_b);
+	r = call("export-remove", p);
+	is(err_code(r), 0, "export-remove force: removed");
+	ok(jbool(result(r), "was-connected"), "export-remove force: it had a frontend");
+	json_object_put(r);
+	ok(vblk_sock_closed_by_peer(vhost_frontend_fd(vblk_client_frontend(cb)), TMO),
+	   "the frontend's connection is closed");
+	ok(access(sock_b, F_OK) != 0, "the socket file is removed");
+	fd = open(img_b, O_RDONLY | O_CLOEXEC);
+	ok(fd >= 0 && pread(fd, rbuf, sizeof(rbuf), 2048 * 512) == (ssize_t)sizeof(rbuf) &&
+	   !memcmp(wbuf, rbuf, sizeof(rbuf)), "the write is in the image");
+	if (fd >= 0)
+		close(fd);
+	is(list_len(), 1, "export-list: one export left");
+
+	/* A disconnected export goes without force; its socket can be reused. */
+	vblkd_proc_path(&proc, "d.sock", sock_d, sizeof(sock_d));
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\",\"read-only\":true}",
+		 sock_d);
+	expect("export-add", p, 0, "a read-only null export");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":\"2G\"}", sock_d);
+	expect("export-resize", p, MGMT_ERR_UNSUPPORTED, "a read-only export cannot be resized");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\"}", sock_d);
+	r = call("export-remove", p);
+	ok(err_code(r) == 0 && !jbool(result(r), "was-connected"),
+	   "export-remove: an export without a frontend, no force needed");
+	json_object_put(r);
+	snprintf(p, sizeof(p), "{\"socket-path\":\"%s\",\"null\":\"1G\"}", sock_d);
+	expect("export-add", p, 0, "the socket path is free again");
+	snprintf(p, sizeof(p), "{\"export\":\"%s\"}", sock_d);
+	expect("export-remove", p, 0, "and removed again");
+}
+
+static void test_exports(struct vblk_client *io)
+{
+	struct vblk_client *cb = NULL;
+	char sock_b[300], img_b[300];
+
+	cfd = ctl_connect();
+	vblkd_proc_path(&proc, "b.sock", sock_b, sizeof(sock_b));
+	vblkd_proc_path(&proc, "b.img", img_b, sizeof(img_b));
+	if (fixture_image(img_b, 32u << 20))
+		tap_bail("image %s", img_b);
+	test_export_add_list(sock_b, img_b, &cb);
+	test_export_add_errors(sock_b);
+	if (cb) {
+		test_export_resize(sock_b, img_b, cb);
+		test_export_remove(sock_b, img_b, cb);
+	}
+	ok(io && vblk_client_rw_check(io, 0, 41, 0, TMO),
+	   "the command-line export served I/O throughout");
+	vblk_client_destroy(cb);
+	close(cfd);
+}
+
 static void test_options(void)
 {
 	struct vblkd_proc p = { 0 }, q = { 0 };
@@ -406,6 +750,7 @@ int main(int argc, char **argv)
 	test_errors();
 	test_batch_and_notifications();
 	test_limits(io);
+	test_exports(io);
 
 	vblk_client_destroy(io);
 	ok(vblkd_proc_alive(&proc), "vblkd survived everything");
