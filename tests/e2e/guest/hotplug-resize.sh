@@ -20,16 +20,16 @@ wait_until() {
 		sleep 0.1
 	done
 }
-size_changed() { [ "$(cat /sys/block/$NAME/size)" != "$old" ]; }
+size_changed() { [ "$(cat /sys/block/"$NAME"/size)" != "$old" ]; }
 have_vdb() { [ -b /dev/vdb ]; }
 no_vdb() { [ ! -e /sys/block/vdb ]; }
 
-old=$(cat /sys/block/$NAME/size)
+old=$(cat /sys/block/"$NAME"/size)
 check "capacity before the resize" "$old" "${EXPECT_SECTORS:-any}"
 echo "VBLK-E2E-IO-STARTED"
 if wait_until 120 size_changed; then ok "the capacity changed without a reboot"
 else fail "the capacity did not change in 120 s"; fi
-new=$(cat /sys/block/$NAME/size)
+new=$(cat /sys/block/"$NAME"/size)
 check "capacity after the resize (/sys/block/$NAME/size)" "$new" "${EXPECT_NEW_SECTORS:-any}"
 dmesg | grep -i "capacity change" | tail -n 1 | sed 's/^/guest: dmesg: /'
 if [ "$new" -gt "$old" ]; then
