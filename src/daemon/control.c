@@ -309,6 +309,12 @@ static void method_export_add(void *opaque, struct mgmt_call *mc)
 		goto err;
 	}
 	ret = control_add(c, &o, owned, n, err, sizeof(err));
+	if (ret == -EDOM && !strncmp(err, "export ", 7) && strstr(err, ": ")) {
+		/* The command line's "export N: ..." prefix means nothing here. */
+		char *msg = strstr(err, ": ") + 2;
+
+		memmove(err, msg, strlen(msg) + 1);
+	}
 	if (ret) {
 		mgmt_error(mc, ret == -EEXIST ? MGMT_ERR_EXISTS :
 			   ret == -EDOM ? MGMT_ERR_INVALID_PARAMS : MGMT_ERR_FAILED, "%s", err);
