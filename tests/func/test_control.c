@@ -549,9 +549,23 @@ static void test_export_resize(const char *sock_b, const char *img_b, struct vbl
 	char p[1024];
 	struct stat st;
 
+	static struct vblk_req reqs[256];
+	unsigned submitted = 0, good = 0;
+
+	/* 256 writes in flight on queue 1 while the export grows. */
 	vblk_fill(wbuf, sizeof(wbuf), 5);
+	for (unsigned i = 0; i < ARRAY_SIZE(reqs); i++)
+		if (vblk_client_submit(cb, 1, &reqs[i], VIRTIO_BLK_T_OUT, (uint64_t)i * 8, wbuf,
+				       sizeof(wbuf), 0, 0) == 0)
+			submitted++;
+	vblk_client_kick(cb, 1, true);
 	snprintf(p, sizeof(p), "{\"export\":\"%s\",\"size\":\"48M\"}", sock_b);
 	r = call("export-resize", p);
+	for (unsigned i = 0; i < submitted; i++)
+		good += vblk_client_wait(cb, 1, &reqs[i], TMO) == 0 &&
+			*reqs[i].status == VIRTIO_BLK_S_OK;
+	is(submitted, ARRAY_SIZE(reqs), "256 writes submitted before the resize");
+	is(good, submitted, "all of them complete OK across the resize");
 	is(jint(result(r), "new-size"), 48 << 20, "export-resize: grown from 32M to 48M");
 	is(jint(result(r), "old-size"), 32 << 20, "export-resize: old size reported");
 	ok(jbool(result(r), "guest-notified"), "export-resize: the frontend was told");
