@@ -7,6 +7,7 @@
  * running ring; it asks the iothread by loop_call.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "daemon/export_internal.h"
 #include "vhost/vhost_log.h"
+#include "vhost/vhost_msg.h"
 
 struct ereq {
 	struct blk_req blk;
@@ -30,6 +32,12 @@ struct ereq {
 
 struct export {
 	char *name;
+	char *socket_path;         /* NULL for an inherited fd */
+	char *image;               /* file, POOL/IMAGE, or NULL (null engine) */
+	enum storage_engine engine;
+	unsigned queue_size;
+	bool read_only;
+	uint64_t features;         /* (control thread) negotiated; 0: none yet */
 	struct loop *ctrl;
 	struct storage *st;
 	struct blk_dev *blk;
@@ -386,6 +394,7 @@ static void export_set_features(void *opaque, uint64_t features)
 {
 	struct export *e = opaque;
 
+	e->features = features;
 	blk_dev_set_features(e->blk, features);
 }
 
@@ -460,6 +469,7 @@ static void export_disconnected(void *opaque)
 	struct export *e = opaque;
 
 	blk_dev_reset(e->blk);
+	e->features = 0;
 	log_debug("%s: device reset after disconnect", e->name);
 }
 
@@ -489,6 +499,15 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	if (!e)
 		return -ENOMEM;
 	e->name = strdup(p->name ? p->name : "export");
+	e->socket_path = p->socket_path ? strdup(p->socket_path) : NULL;
+	e->image = p->storage.path ? strdup(p->storage.path) : NULL;
+	e->engine = p->storage.engine;
+	e->queue_size = p->queue_size;
+	e->read_only = p->read_only;
+	if (!e->name || (p->socket_path && !e->socket_path) || (p->storage.path && !e->image)) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	e->ctrl = ctrl;
 	e->iothreads = iothreads;
 	e->niothreads = niothreads;
@@ -546,6 +565,8 @@ err_blk:
 err_storage:
 	storage_close(e->st);
 err_free:
+	free(e->image);
+	free(e->socket_path);
 	free(e->name);
 	free(e);
 	return ret;
@@ -570,6 +591,74 @@ void export_destroy(struct export *e)
 	}
 	blk_dev_destroy(e->blk);
 	storage_close(e->st);
+	free(e->image);
+	free(e->socket_path);
 	free(e->name);
 	free(e);
+}
+
+bool export_connected(const struct export *e)
+{
+	return vhost_server_connected(e->vs);
+}
+
+void export_get_info(const struct export *e, struct export_info *out)
+{
+	*out = (struct export_info){
+		.name = e->name,
+		.socket_path = e->socket_path,
+		.image = e->image,
+		.engine = e->engine,
+		.size = blk_dev_capacity(e->blk) * BLK_SECTOR_SIZE,
+		.num_queues = e->num_queues,
+		.queue_size = e->queue_size,
+		.read_only = e->read_only,
+		.connected = vhost_server_connected(e->vs),
+		.features = e->features,
+	};
+}
+
+static void export_config_changed(void *arg, int result)
+{
+	struct export *e = arg;
+
+	/* @e may be gone: the channel is reset (-ECONNRESET) before the
+	 * export is freed, and then nothing of it is touched. */
+	if (result == -ECONNRESET)
+		return;
+	if (result)
+		log_warn("%s: the frontend did not take the configuration change: %s", e->name,
+			 strerror(-result));
+	else
+		log_info("%s: the frontend took the configuration change", e->name);
+}
+
+int export_resize(struct export *e, uint64_t size, struct export_resize_result *res)
+{
+	uint64_t old = blk_dev_capacity(e->blk) * BLK_SECTOR_SIZE, now;
+	int ret;
+
+	*res = (struct export_resize_result){ .old_size = old, .notify = -ENOTCONN };
+	if (size % BLK_SECTOR_SIZE)
+		return -EINVAL;
+	/* Shrinking: bound the guest's requests before the image goes. */
+	if (size && size < old)
+		blk_dev_set_capacity(e->blk, size / BLK_SECTOR_SIZE);
+	ret = storage_resize(e->st, size, &now);
+	if (ret) {
+		blk_dev_set_capacity(e->blk, old / BLK_SECTOR_SIZE);
+		return ret;
+	}
+	now -= now % BLK_SECTOR_SIZE;
+	blk_dev_set_capacity(e->blk, now / BLK_SECTOR_SIZE);
+	res->new_size = now;
+	if (now == old) {
+		res->notify = 0;
+		return 0;
+	}
+	log_info("%s: resized from %" PRIu64 " to %" PRIu64 " bytes", e->name, old, now);
+	if (vhost_server_connected(e->vs))
+		res->notify = vhost_server_backend_send(e->vs, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+							NULL, 0, export_config_changed, e);
+	return 0;
 }

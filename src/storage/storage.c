@@ -111,12 +111,29 @@ int storage_claim(struct storage *st, const char *owner)
  * @st: an open storage
  *
  * Context: any thread; the info never changes after storage_open(), but
- * for the size of an RBD image resized while served (updated with a
- * relaxed atomic store: read it with __atomic_load_n).
+ * for the size (an rbd image resized while served, storage_resize):
+ * updated with a relaxed atomic store, read it with __atomic_load_n.
  */
 const struct storage_info *storage_get_info(const struct storage *st)
 {
 	return &st->info;
+}
+
+int storage_resize(struct storage *st, uint64_t size, uint64_t *out)
+{
+	int ret;
+
+	if (size % 512)
+		return -EINVAL;
+	if (size && st->info.read_only)
+		return -EROFS;
+	if (!st->ops->resize)
+		return -EOPNOTSUPP;
+	ret = st->ops->resize(st, size);
+	if (ret)
+		return ret;
+	*out = __atomic_load_n(&st->info.size, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* Return 0 if @io may run on @st, storing its byte length in @len. */

@@ -60,6 +60,16 @@ bool storage_have_rbd(void);
 int storage_open(const struct storage_params *p, struct storage **out);
 void storage_close(struct storage *st);
 const struct storage_info *storage_get_info(const struct storage *st);
+/*
+ * storage_resize - make the backend @size bytes (a file: ftruncate; null:
+ * its capacity), or with @size 0 read its current size again (an image
+ * grown by other means, a resized block device or rbd image). *@out: the
+ * size now. Requests are bounded by it from then on.
+ * Return: 0; -EINVAL (@size not a multiple of 512); -EROFS; -EOPNOTSUPP
+ * (a block device or rbd image asked for another size); other -errno.
+ * Context: the control thread; requests may be in flight.
+ */
+int storage_resize(struct storage *st, uint64_t size, uint64_t *out);
 
 /*
  * storage_claim - the caller now serves @st on @owner (an export's socket

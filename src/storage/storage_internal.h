@@ -88,6 +88,12 @@ struct storage_ops {
 	int (*claim)(struct storage *st, const char *owner);
 	/* io already validated (range, read-only, length > 0). */
 	void (*submit)(struct storage_chan *ch, struct storage_io *io);
+	/*
+	 * Optional (storage_resize): make the backend @size bytes (a
+	 * multiple of 512, not read-only), or with @size 0 find its current
+	 * size; store it in st->info.size (relaxed atomic). NULL: -EOPNOTSUPP.
+	 */
+	int (*resize)(struct storage *st, uint64_t size);
 };
 
 struct storage {

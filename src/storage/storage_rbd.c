@@ -537,12 +537,20 @@ abandon:
 	st->priv = NULL;
 }
 
+/* The image is resized with `rbd resize`; its size is tracked already
+ * (storage_rbd_updated): picking it up needs nothing more. */
+static int storage_rbd_resize(struct storage *st, uint64_t size)
+{
+	return size ? -EOPNOTSUPP : 0;
+}
+
 const struct storage_ops storage_rbd_ops = {
 	.name = "rbd",
 	.open = storage_rbd_open,
 	.close = storage_rbd_close,
 	.claim = storage_rbd_claim,
 	.submit = storage_rbd_submit,
+	.resize = storage_rbd_resize,
 };
 
 #if defined(__SANITIZE_ADDRESS__)

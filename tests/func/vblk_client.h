@@ -54,6 +54,9 @@ struct vblk_client_opts {
 	bool err_fds;           /* give every queue an error eventfd (SET_VRING_ERR) */
 	unsigned timeout_ms;    /* vhost-user reply timeout (0 = 5000) */
 	enum vblk_client_flavor flavor;
+	/* QEMU flavor: negotiate BACKEND_REQ and give a backend request
+	 * channel (vblk_client_backend_fd is our end). */
+	bool backend_req;
 };
 
 struct vblk_client;
@@ -176,6 +179,11 @@ void vblk_client_raw_publish_split(struct vblk_client *c, unsigned q, uint16_t h
  */
 void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 				    const struct vring_packed_desc *descs, unsigned n);
+
+/* Our end of the backend request channel (opts.backend_req), or -1. */
+int vblk_client_backend_fd(const struct vblk_client *c);
+/* GET_CONFIG again: vblk_client_config() shows the device's config now. */
+int vblk_client_refresh_config(struct vblk_client *c);
 
 /* ---- test helpers ---------------------------------------------------------- */
 
