@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
@@ -42,6 +43,9 @@ struct export {
 	struct storage *st;
 	struct blk_dev *blk;
 	struct vhost_server *vs;
+	/* Written by the storage when its size changed by itself (an rbd
+	 * image resized elsewhere); read on the control thread. -1: none. */
+	int size_efd;
 	struct iothread **iothreads;
 	unsigned niothreads;
 	unsigned first;
@@ -484,6 +488,24 @@ static const struct vhost_dev_ops export_vhost_ops = {
 	.reset = export_reset,
 };
 
+static void export_size_changed(void *opaque, uint32_t events);
+
+/* Have the storage signal size changes of its own (storage_set_size_fd). */
+static void export_watch_size(struct export *e)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (fd < 0 || loop_add_fd(e->ctrl, fd, EPOLLIN, export_size_changed, e)) {
+		log_warn("%s: cannot watch the backend's size; the guest will not see a "
+			 "resize until it reconnects", e->name);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	e->size_efd = fd;
+	storage_set_size_fd(e->st, fd);
+}
+
 int export_create(const struct export_params *p, struct loop *ctrl,
 		  struct iothread **iothreads, unsigned niothreads, unsigned first,
 		  struct export **out)
@@ -498,6 +520,7 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->size_efd = -1;
 	e->name = strdup(p->name ? p->name : "export");
 	e->socket_path = p->socket_path ? strdup(p->socket_path) : NULL;
 	e->image = p->storage.path ? strdup(p->storage.path) : NULL;
@@ -557,6 +580,11 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	 * the create): what a dead predecessor on it held is ours to take. */
 	if (p->socket_path && !p->read_only)
 		(void)storage_claim(e->st, p->socket_path);
+	/* An rbd image may be resized by `rbd resize` while served: tell the
+	 * frontend as export_resize does (not fatal: the size still bounds
+	 * requests, the guest just keeps the capacity it read). */
+	if (p->storage.engine == STORAGE_RBD)
+		export_watch_size(e);
 	*out = e;
 	return 0;
 
@@ -570,6 +598,26 @@ err_free:
 	free(e->name);
 	free(e);
 	return ret;
+}
+
+/* Control thread: the storage changed its size by itself. */
+static void export_size_changed(void *opaque, uint32_t events)
+{
+	struct export *e = opaque;
+	struct export_resize_result res;
+	uint64_t n;
+	int ret;
+
+	(void)events;
+	if (read(e->size_efd, &n, sizeof(n)) < 0)
+		return;
+	ret = export_resize(e, 0, &res);
+	if (ret)
+		log_warn("%s: the backend changed size, but reading it failed: %s", e->name,
+			 strerror(-ret));
+	else if (res.notify && res.notify != -ENOTCONN)
+		log_warn("%s: cannot tell the frontend about the new size: %s", e->name,
+			 strerror(-res.notify));
 }
 
 static bool export_quiet(void *arg)
@@ -590,7 +638,14 @@ void export_destroy(struct export *e)
 		return;
 	}
 	blk_dev_destroy(e->blk);
+	if (e->size_efd >= 0)
+		loop_del_fd(e->ctrl, e->size_efd);
+	/* Closes the storage's watch: nothing writes the fd after this
+	 * (an image abandoned at exit keeps its watch: it finds no fd). */
+	storage_set_size_fd(e->st, -1);
 	storage_close(e->st);
+	if (e->size_efd >= 0)
+		close(e->size_efd);
 	free(e->image);
 	free(e->socket_path);
 	free(e->name);

@@ -66,6 +66,7 @@ int storage_open(const struct storage_params *p, struct storage **out)
 		return -ENOMEM;
 	st->ops = ops;
 	st->fd = -1;
+	st->size_fd = -1;
 
 	ret = ops->open(st, p);
 	if (ret < 0)
@@ -117,6 +118,11 @@ int storage_claim(struct storage *st, const char *owner)
 const struct storage_info *storage_get_info(const struct storage *st)
 {
 	return &st->info;
+}
+
+void storage_set_size_fd(struct storage *st, int fd)
+{
+	__atomic_store_n(&st->size_fd, fd, __ATOMIC_RELEASE);
 }
 
 int storage_resize(struct storage *st, uint64_t size, uint64_t *out)

@@ -72,6 +72,16 @@ const struct storage_info *storage_get_info(const struct storage *st);
 int storage_resize(struct storage *st, uint64_t size, uint64_t *out);
 
 /*
+ * storage_set_size_fd - an eventfd the backend adds 1 to when its size
+ * changed by other means than storage_resize (an rbd image resized with
+ * `rbd resize`, seen by librbd's watch); storage_resize(st, 0, ...) then
+ * gives the new size. -1: none (the default). The fd must stay open
+ * until storage_close has returned.
+ * Context: the control thread; the fd is written from any thread.
+ */
+void storage_set_size_fd(struct storage *st, int fd);
+
+/*
  * storage_claim - the caller now serves @st on @owner (an export's socket
  * path, unique on this host), having made sure no other process serves
  * there: take the backend over from a predecessor on @owner that died

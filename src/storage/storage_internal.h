@@ -105,6 +105,8 @@ struct storage {
 	/* Set (relaxed atomic, any thread) once FALLOC_FL_ZERO_RANGE said
 	 * -EOPNOTSUPP: later WRITE_ZEROES go straight to writing zeroes. */
 	bool no_zero_range;
+	/* storage_set_size_fd (atomic), -1: none. */
+	int size_fd;
 };
 
 extern const struct storage_ops storage_file_ops;

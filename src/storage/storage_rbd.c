@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/utsname.h>
 
 #include <rados/librados.h>
@@ -186,17 +187,17 @@ err:
 
 /*
  * librbd's watch thread: the image header changed (resize, snapshot,
- * features). A new size bounds the requests from now on. The guest keeps
- * the capacity it read: vblk has no config-change notification to the
- * frontend yet (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG); that is where it
- * would be sent from.
+ * features). A new size bounds the requests from now on, and the size fd
+ * (storage_set_size_fd) tells the export, which sends the frontend a
+ * configuration change (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) so that the
+ * guest sees the new capacity.
  */
 static void storage_rbd_updated(void *arg)
 {
 	struct rbd_state *r = arg;
 	struct storage *st = r->st;
-	uint64_t size = 0, old;
-	int ret;
+	uint64_t size = 0, old, one = 1;
+	int ret, fd;
 
 	ret = rbd_get_size(r->image, &size);
 	if (ret < 0) {
@@ -206,10 +207,15 @@ static void storage_rbd_updated(void *arg)
 	}
 	size &= ~(uint64_t)511;
 	old = __atomic_exchange_n(&st->info.size, size, __ATOMIC_RELAXED);
-	if (old != size)
-		log_info("rbd: %s: resized from %" PRIu64 " to %" PRIu64 " bytes; requests are "
-			 "bounded by the new size, the guest still sees the capacity it read",
-			 r->spec, old, size);
+	if (old == size)
+		return;
+	log_info("rbd: %s: resized from %" PRIu64 " to %" PRIu64 " bytes; requests are "
+		 "bounded by the new size", r->spec, old, size);
+	/* Pairs with the release in storage_set_size_fd. */
+	fd = __atomic_load_n(&st->size_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		log_rl(LOG_WARN, "rbd: %s: cannot signal the resize: %s", r->spec,
+		       strerror(errno));
 }
 
 /* ---- taking over from a dead predecessor -------------------------------- */

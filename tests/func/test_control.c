@@ -444,28 +444,10 @@ static uint8_t io_status(struct vblk_client *c, uint32_t type, uint64_t sector, 
 	return ret ? 0xfe : status;
 }
 
-/* Read the backend channel's next message; ack it when asked. Its request. */
+/* Read the backend channel's next message (acked when asked): its request. */
 static int backend_take(int fd)
 {
-	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
-	uint64_t zero = 0;
-	char payload[256];
-
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	if (poll(&pfd, 1, TMO) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
-		return -1;
-	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
-		return -1;
-	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
-		ack.request = hdr.request;
-		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-		ack.size = sizeof(zero);
-		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
-		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
-			return -1;
-	}
-	return (int)hdr.request;
+	return vblk_client_backend_take(fd, TMO);
 }
 
 static void test_export_add_list(const char *sock_b, const char *img_b, struct vblk_client **cb)

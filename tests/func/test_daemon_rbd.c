@@ -9,7 +9,8 @@
  *             write-zeroes read back as zeroes, 256 requests in flight on
  *             a ring of 1024
  *   snap:     POOL/IMAGE@SNAP serves the snapshot's data, read-only
- *   resize:   a shrunk image bounds requests by its new size at once
+ *   resize:   a shrunk image bounds requests by its new size at once, and
+ *             the frontend gets CONFIG_CHANGE_MSG and reads the new capacity
  *   osd:      the OSD stopped and restarted under load: requests wait,
  *             complete, and every acknowledged write reads back
  *   timeout:  a frozen OSD: requests fail with IOERR after rbd-timeout,
@@ -167,7 +168,9 @@ static struct vblk_client *serve_on(struct vblkd_proc *p, const char *path, cons
 	char rbd[128], cconf[300], qs[32];
 	const char *args[] = { "--socket-path", path, rbd, cconf, "--rbd-timeout=" RBD_TMO,
 			       qs, "--iothreads=1", extra, NULL };
-	struct vblk_client_opts o = { .queue_size = queue_size, .mem_size = 32 * MIB };
+	/* As QEMU: with a backend channel (resize sends CONFIG_CHANGE_MSG). */
+	struct vblk_client_opts o = { .queue_size = queue_size, .mem_size = 32 * MIB,
+				      .backend_req = true };
 	struct vblk_client *c = NULL;
 	int ret;
 
@@ -306,6 +309,11 @@ static void test_resize(void)
 		usleep(50000);
 	ok(vblkd_log_count(log_path, "resized from 67108864 to 33554432"),
 	   "resize: the daemon logs the new size");
+	is(vblk_client_backend_take(vblk_client_backend_fd(c), TMO),
+	   VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, "resize: the frontend gets CONFIG_CHANGE_MSG");
+	ok(vblk_client_refresh_config(c) == 0 &&
+	   le64toh(vblk_client_config(c)->capacity) == 32 * MIB / SECT,
+	   "resize: the config space says 32 MiB");
 	is(wr(c, 40 * MIB, 4096, 11), VIRTIO_BLK_S_IOERR, "resize: a write past the new end fails");
 	is(wr(c, 16 * MIB, 4096, 12), VIRTIO_BLK_S_OK, "resize: a write below it works");
 	ok(sh("rbd -c %s resize --size 64M %s >/dev/null 2>&1", conf, img) == 0,
@@ -313,6 +321,11 @@ static void test_resize(void)
 	end = now_ms() + TMO;
 	while (!vblkd_log_count(log_path, "resized from 33554432 to 67108864") && now_ms() < end)
 		usleep(50000);
+	is(vblk_client_backend_take(vblk_client_backend_fd(c), TMO),
+	   VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, "resize: CONFIG_CHANGE_MSG again on growth");
+	ok(vblk_client_refresh_config(c) == 0 &&
+	   le64toh(vblk_client_config(c)->capacity) == IMG_SIZE / SECT,
+	   "resize: the config space says 64 MiB again");
 	is(wr(c, 40 * MIB, 4096, 13), VIRTIO_BLK_S_OK, "resize: writes at 40 MiB work again");
 	ok(rd_check(c, 40 * MIB, 4096, 13), "resize: and read back");
 	stop(&p, c, "resize");

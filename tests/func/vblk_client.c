@@ -1016,6 +1016,28 @@ int vblk_client_backend_fd(const struct vblk_client *c)
 	return c->backend_fd;
 }
 
+int vblk_client_backend_take(int fd, int timeout_ms)
+{
+	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
+	uint64_t zero = 0;
+	char payload[256];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+		return -1;
+	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+		return -1;
+	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+		ack.request = hdr.request;
+		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+		ack.size = sizeof(zero);
+		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+			return -1;
+	}
+	return (int)hdr.request;
+}
+
 int vblk_client_refresh_config(struct vblk_client *c)
 {
 	return vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));

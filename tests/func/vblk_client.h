@@ -182,6 +182,9 @@ void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 
 /* Our end of the backend request channel (opts.backend_req), or -1. */
 int vblk_client_backend_fd(const struct vblk_client *c);
+/* Read the next message on backend channel @fd (waiting up to
+ * @timeout_ms), acking it when it asks for a reply: its request, or -1. */
+int vblk_client_backend_take(int fd, int timeout_ms);
 /* GET_CONFIG again: vblk_client_config() shows the device's config now. */
 int vblk_client_refresh_config(struct vblk_client *c);
 
