@@ -756,9 +756,10 @@ int export_shutdown(struct export **exports, unsigned n, struct loop *ctrl, int 
 			e->flush = f;
 	}
 close:
-	/* Storage that answers is flushed and closed now. */
+	/* Storage that answers is flushed and closed now (not one whose
+	 * iothread was handed a flush: that holds on to it). */
 	for (unsigned i = 0; i < n; i++) {
-		if (!exports[i] || !export_quiet(exports[i]))
+		if (!exports[i] || !export_quiet(exports[i]) || exports[i]->flush)
 			continue;
 		r = export_free(exports[i]);
 		exports[i] = NULL;
