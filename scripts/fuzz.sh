@@ -21,7 +21,8 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || ((secs == 0)); then
 	echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2
 	exit 2
 fi
-all_targets=(fuzz_virtq_split fuzz_virtq_packed fuzz_virtq_indirect fuzz_blk_req fuzz_vhost_msg)
+all_targets=(fuzz_virtq_split fuzz_virtq_packed fuzz_virtq_indirect fuzz_blk_req fuzz_vhost_msg
+	fuzz_mgmt_rpc)
 targets=("${@:-${all_targets[@]}}")
 
 scripts/install-deps.sh

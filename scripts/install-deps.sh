@@ -42,7 +42,7 @@ if [[ ${1:-} == --arm64 ]]; then
 	# multiarch), and qemu-user to run the arm64 test programs here.
 	packages=(
 		gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-		liburing-dev:arm64 libseccomp-dev:arm64
+		liburing-dev:arm64 libseccomp-dev:arm64 libjson-c-dev:arm64
 		qemu-user-static
 	)
 	foreign_arch=arm64

@@ -27,13 +27,32 @@ ninja -C "$build"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# One Ceph cluster for the whole run (a start costs seconds of the shared
+# CPUs): the rbd tests (func daemon_rbd, e2e vblkd-rbd-*) use the one
+# VBLK_CEPH_CONF names, each with images of its own, and start their own
+# when it is unset (run alone). daemon_rbd stops and freezes the OSD: meson
+# runs it, like every e2e test, with nothing else (is_parallel: false).
+ceph_dir=''
+stop_ceph() { [[ -n $ceph_dir ]] && scripts/ceph-cluster.sh stop "$ceph_dir" || true; }
+trap stop_ceph EXIT
+if [[ -z ${VBLK_CEPH_CONF:-} ]] && command -v ceph-osd >/dev/null; then
+	ceph_dir=$(mktemp -d "${TMPDIR:-/tmp}/vblk-ceph.XXXXXX")
+	if VBLK_CEPH_CONF=$(scripts/ceph-cluster.sh start "$ceph_dir/c"); then
+		export VBLK_CEPH_CONF
+		echo "test.sh: Ceph cluster for this run: $VBLK_CEPH_CONF"
+	else
+		echo "test.sh: no shared Ceph cluster (logs in $ceph_dir/c/log); rbd tests start their own" >&2
+		unset VBLK_CEPH_CONF
+	fi
+fi
+
 rc=0
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || rc=$?
 logs=("$build/meson-logs/testlog.json")
 
 # What ships: a release build (no sanitizers, so the daemon runs the
 # production seccomp allow-list, not the ASan one) runs the daemon tests
-# (func suite) and the SIGKILL/restart guest tests, where a restarted vblkd
+# (func suite) and the SIGKILL/restart guest tests (file and rbd), where a restarted vblkd
 # recovers requests in flight under its filter.
 release=${VBLK_TEST_RELEASE_BUILD:-build-release}
 if [[ $# -eq 0 && ${VBLK_TEST_RELEASE:-1} != 0 ]]; then
@@ -44,7 +63,11 @@ if [[ $# -eq 0 && ${VBLK_TEST_RELEASE:-1} != 0 ]]; then
 	# Two runs (meson ANDs a suite with test names); keep the first log.
 	meson test -C "$release" --print-errorlogs --num-processes 2 --suite func || rc=$?
 	cp "$release/meson-logs/testlog.json" "$release/meson-logs/testlog-func.json"
-	meson test -C "$release" --print-errorlogs vblkd-sigkill vblkd-sigkill-packed || rc=$?
+	kill_tests=(vblkd-sigkill vblkd-sigkill-packed)
+	# The rbd one where this build has the rbd engine (librbd found).
+	meson introspect --tests "$release" | grep -q '"vblkd-rbd-sigkill"' &&
+		kill_tests+=(vblkd-rbd-sigkill)
+	meson test -C "$release" --print-errorlogs "${kill_tests[@]}" || rc=$?
 	logs+=("$release/meson-logs/testlog-func.json" "$release/meson-logs/testlog.json")
 fi
 

@@ -181,7 +181,7 @@ void blk_dev_get_config(const struct blk_dev *dev, struct virtio_blk_config *cfg
 	uint32_t lbs_per_pbs = dev->phys_size / dev->blk_size;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->capacity = htole64(dev->capacity);
+	cfg->capacity = htole64(__atomic_load_n(&dev->capacity, __ATOMIC_RELAXED));
 	cfg->size_max = htole32(dev->size_max);
 	cfg->seg_max = htole32(dev->seg_max);
 	cfg->blk_size = htole32(dev->blk_size);
@@ -266,11 +266,24 @@ static bool blk_writeback(const struct blk_dev *dev)
 	return __atomic_load_n(&dev->wce, __ATOMIC_RELAXED) != 0;
 }
 
+void blk_dev_set_capacity(struct blk_dev *dev, uint64_t sectors)
+{
+	__atomic_store_n(&dev->capacity, sectors, __ATOMIC_RELAXED);
+}
+
+uint64_t blk_dev_capacity(const struct blk_dev *dev)
+{
+	return __atomic_load_n(&dev->capacity, __ATOMIC_RELAXED);
+}
+
 /* ---- requests -------------------------------------------------------- */
 
 static bool blk_range_ok(const struct blk_dev *dev, uint64_t sector, uint64_t nsect)
 {
-	return sector <= dev->capacity && nsect <= dev->capacity - sector;
+	/* Changed by blk_dev_set_capacity (control thread) while served. */
+	uint64_t cap = __atomic_load_n(&dev->capacity, __ATOMIC_RELAXED);
+
+	return sector <= cap && nsect <= cap - sector;
 }
 
 static void blk_req_finish(struct blk_req *req)
@@ -325,7 +338,8 @@ static void blk_req_rw(struct blk_dev *dev, struct storage_chan *ch, struct blk_
 	if (len % BLK_SECTOR_SIZE || len > BLK_MAX_DATA_BYTES ||
 	    !blk_range_ok(dev, sector, len / BLK_SECTOR_SIZE)) {
 		log_rl(LOG_WARN, "blk: bad %s: sector %" PRIu64 " + %" PRIu64 " bytes (capacity %"
-		       PRIu64 " sectors)", write ? "write" : "read", sector, len, dev->capacity);
+		       PRIu64 " sectors)", write ? "write" : "read", sector, len,
+		       __atomic_load_n(&dev->capacity, __ATOMIC_RELAXED));
 		blk_req_fail(req, VIRTIO_BLK_S_IOERR);
 		return;
 	}

@@ -54,6 +54,14 @@ void blk_dev_set_features(struct blk_dev *dev, uint64_t features);
 
 /* Device reset: the configured cache mode again, no features negotiated. */
 void blk_dev_reset(struct blk_dev *dev);
+/*
+ * blk_dev_set_capacity / blk_dev_capacity - the capacity in sectors the
+ * config space shows and requests are checked against (online resize).
+ * Requests checked after the store see the new capacity; one already
+ * checked runs against the old. Context: any thread (relaxed atomics).
+ */
+void blk_dev_set_capacity(struct blk_dev *dev, uint64_t sectors);
+uint64_t blk_dev_capacity(const struct blk_dev *dev);
 
 struct blk_req;
 /* used_len: bytes written to the device-writable buffers, status included. */

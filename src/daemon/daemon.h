@@ -76,5 +76,50 @@ int export_create(const struct export_params *p, struct loop *ctrl,
  */
 int export_shutdown(struct export **exports, unsigned n, struct loop *ctrl, int timeout_ms,
 		    int flush_timeout_ms);
+/*
+ * export_destroy - one export's export_shutdown (a runtime removal): stop
+ * every queue (in-flight requests complete first, the image is synced),
+ * close the connection and the socket (its file is removed). Storage that
+ * holds requests past the stop timeout leaves the export allocated.
+ * Context: the control thread; may run the control loop (from one of its
+ * callbacks too) while the queues stop.
+ */
+void export_destroy(struct export *e);
+
+/* What export-list shows. Strings belong to the export. */
+struct export_info {
+	const char *name;
+	const char *socket_path;   /* NULL: an inherited fd */
+	const char *image;         /* NULL: the null engine */
+	enum storage_engine engine;
+	uint64_t size;             /* bytes the guest sees */
+	unsigned num_queues;
+	unsigned queue_size;
+	bool read_only;
+	bool connected;
+	uint64_t features;         /* negotiated with the frontend; 0: none yet */
+};
+
+/* Context: the control thread. */
+void export_get_info(const struct export *e, struct export_info *out);
+bool export_connected(const struct export *e);
+
+struct export_resize_result {
+	uint64_t old_size, new_size;
+	/* Telling the frontend: 0 (sent, or the size did not change),
+	 * -ENOTCONN (no frontend, or it gave no backend channel: the guest
+	 * sees the new size when it next reads the config), other -errno. */
+	int notify;
+};
+
+/*
+ * export_resize - make the export @size bytes (a multiple of 512), or with
+ * @size 0 take the image's current size; then tell a connected frontend
+ * with VHOST_USER_BACKEND_CONFIG_CHANGE_MSG (the guest re-reads the
+ * capacity). Requests past a shrunken end fail with IOERR.
+ * Return: 0 or storage_resize's -errno (nothing changed then).
+ * Context: the control thread.
+ */
+int export_resize(struct export *e, uint64_t size, struct export_resize_result *res);
 
 #endif

@@ -7,10 +7,12 @@
  * running ring; it asks the iothread by loop_call.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
@@ -18,6 +20,7 @@
 #include "common/log.h"
 #include "daemon/export_internal.h"
 #include "vhost/vhost_log.h"
+#include "vhost/vhost_msg.h"
 
 struct ereq {
 	struct blk_req blk;
@@ -32,10 +35,19 @@ struct export_flush;
 
 struct export {
 	char *name;
+	char *socket_path;         /* NULL for an inherited fd */
+	char *image;               /* file, POOL/IMAGE, or NULL (null engine) */
+	enum storage_engine engine;
+	unsigned queue_size;
+	bool read_only;
+	uint64_t features;         /* (control thread) negotiated; 0: none yet */
 	struct loop *ctrl;
 	struct storage *st;
 	struct blk_dev *blk;
 	struct vhost_server *vs;
+	/* Written by the storage when its size changed by itself (an rbd
+	 * image resized elsewhere); read on the control thread. -1: none. */
+	int size_efd;
 	struct iothread **iothreads;
 	unsigned niothreads;
 	unsigned first;
@@ -388,6 +400,7 @@ static void export_set_features(void *opaque, uint64_t features)
 {
 	struct export *e = opaque;
 
+	e->features = features;
 	blk_dev_set_features(e->blk, features);
 }
 
@@ -462,6 +475,7 @@ static void export_disconnected(void *opaque)
 	struct export *e = opaque;
 
 	blk_dev_reset(e->blk);
+	e->features = 0;
 	log_debug("%s: device reset after disconnect", e->name);
 }
 
@@ -475,6 +489,24 @@ static const struct vhost_dev_ops export_vhost_ops = {
 	.disconnected = export_disconnected,
 	.reset = export_reset,
 };
+
+static void export_size_changed(void *opaque, uint32_t events);
+
+/* Have the storage signal size changes of its own (storage_set_size_fd). */
+static void export_watch_size(struct export *e)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (fd < 0 || loop_add_fd(e->ctrl, fd, EPOLLIN, export_size_changed, e)) {
+		log_warn("%s: cannot watch the backend's size; the guest will not see a "
+			 "resize until it reconnects", e->name);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	e->size_efd = fd;
+	storage_set_size_fd(e->st, fd);
+}
 
 int export_create(const struct export_params *p, struct loop *ctrl,
 		  struct iothread **iothreads, unsigned niothreads, unsigned first,
@@ -490,7 +522,17 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->size_efd = -1;
 	e->name = strdup(p->name ? p->name : "export");
+	e->socket_path = p->socket_path ? strdup(p->socket_path) : NULL;
+	e->image = p->storage.path ? strdup(p->storage.path) : NULL;
+	e->engine = p->storage.engine;
+	e->queue_size = p->queue_size;
+	e->read_only = p->read_only;
+	if (!e->name || (p->socket_path && !e->socket_path) || (p->storage.path && !e->image)) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	e->ctrl = ctrl;
 	e->iothreads = iothreads;
 	e->niothreads = niothreads;
@@ -536,6 +578,15 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 	ret = vhost_server_create(ctrl, p->socket_path, p->fd, &info, &export_vhost_ops, e, &e->vs);
 	if (ret)
 		goto err_blk;
+	/* The socket is ours now (a live process on it would have failed
+	 * the create): what a dead predecessor on it held is ours to take. */
+	if (p->socket_path && !p->read_only)
+		(void)storage_claim(e->st, p->socket_path);
+	/* An rbd image may be resized by `rbd resize` while served: tell the
+	 * frontend as export_resize does (not fatal: the size still bounds
+	 * requests, the guest just keeps the capacity it read). */
+	if (p->storage.engine == STORAGE_RBD)
+		export_watch_size(e);
 	*out = e;
 	return 0;
 
@@ -544,9 +595,31 @@ err_blk:
 err_storage:
 	storage_close(e->st);
 err_free:
+	free(e->image);
+	free(e->socket_path);
 	free(e->name);
 	free(e);
 	return ret;
+}
+
+/* Control thread: the storage changed its size by itself. */
+static void export_size_changed(void *opaque, uint32_t events)
+{
+	struct export *e = opaque;
+	struct export_resize_result res;
+	uint64_t n;
+	int ret;
+
+	(void)events;
+	if (read(e->size_efd, &n, sizeof(n)) < 0)
+		return;
+	ret = export_resize(e, 0, &res);
+	if (ret)
+		log_warn("%s: the backend changed size, but reading it failed: %s", e->name,
+			 strerror(-ret));
+	else if (res.notify && res.notify != -ENOTCONN)
+		log_warn("%s: cannot tell the frontend about the new size: %s", e->name,
+			 strerror(-res.notify));
 }
 
 static bool export_quiet(const struct export *e)
@@ -568,7 +641,16 @@ static int export_free(struct export *e)
 	int ret;
 
 	blk_dev_destroy(e->blk);
+	if (e->size_efd >= 0)
+		loop_del_fd(e->ctrl, e->size_efd);
+	/* Closes the storage's watch: nothing writes the fd after this
+	 * (an image abandoned at exit keeps its watch: it finds no fd). */
+	storage_set_size_fd(e->st, -1);
 	ret = storage_close(e->st);
+	if (e->size_efd >= 0)
+		close(e->size_efd);
+	free(e->image);
+	free(e->socket_path);
 	free(e->name);
 	free(e);
 	return ret;
@@ -705,4 +787,89 @@ close:
 		 * an iothread may still complete into them. */
 	}
 	return -ETIMEDOUT;
+}
+
+/* A runtime removal waits this long for requests in flight, then as long
+ * again for a flush of storage that still holds some. */
+#define EXPORT_REMOVE_TIMEOUT_MS 30000
+
+void export_destroy(struct export *e)
+{
+	struct export *one = e;
+	int ret;
+
+	if (!e)
+		return;
+	ret = export_shutdown(&one, 1, e->ctrl, EXPORT_REMOVE_TIMEOUT_MS,
+			      EXPORT_REMOVE_TIMEOUT_MS);
+	if (ret == -ETIMEDOUT)   /* not freed: its iothread may complete into it */
+		log_err("%s: removed with requests stuck in its storage", e->name);
+	else if (ret)            /* freed */
+		log_err("an export's image could not be flushed when it was removed");
+}
+
+bool export_connected(const struct export *e)
+{
+	return vhost_server_connected(e->vs);
+}
+
+void export_get_info(const struct export *e, struct export_info *out)
+{
+	*out = (struct export_info){
+		.name = e->name,
+		.socket_path = e->socket_path,
+		.image = e->image,
+		.engine = e->engine,
+		.size = blk_dev_capacity(e->blk) * BLK_SECTOR_SIZE,
+		.num_queues = e->num_queues,
+		.queue_size = e->queue_size,
+		.read_only = e->read_only,
+		.connected = vhost_server_connected(e->vs),
+		.features = e->features,
+	};
+}
+
+static void export_config_changed(void *arg, int result)
+{
+	struct export *e = arg;
+
+	/* @e may be gone: the channel is reset (-ECONNRESET) before the
+	 * export is freed, and then nothing of it is touched. */
+	if (result == -ECONNRESET)
+		return;
+	if (result)
+		log_warn("%s: the frontend did not take the configuration change: %s", e->name,
+			 strerror(-result));
+	else
+		log_info("%s: the frontend took the configuration change", e->name);
+}
+
+int export_resize(struct export *e, uint64_t size, struct export_resize_result *res)
+{
+	uint64_t old = blk_dev_capacity(e->blk) * BLK_SECTOR_SIZE, now;
+	int ret;
+
+	*res = (struct export_resize_result){ .old_size = old, .notify = -ENOTCONN };
+	if (size % BLK_SECTOR_SIZE)
+		return -EINVAL;
+	/* Shrinking: bound the guest's requests before the image goes. */
+	if (size && size < old)
+		blk_dev_set_capacity(e->blk, size / BLK_SECTOR_SIZE);
+	ret = storage_resize(e->st, size, &now);
+	if (ret) {
+		blk_dev_set_capacity(e->blk, old / BLK_SECTOR_SIZE);
+		return ret;
+	}
+	now -= now % BLK_SECTOR_SIZE;
+	blk_dev_set_capacity(e->blk, now / BLK_SECTOR_SIZE);
+	res->new_size = now;
+	if (now == old) {
+		res->notify = 0;
+		return 0;
+	}
+	log_info("%s: resized from %" PRIu64 " to %" PRIu64 " bytes", e->name, old, now);
+	if (vhost_server_connected(e->vs))
+		res->notify = vhost_server_backend_send(e->vs, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+							NULL, 0, export_config_changed, e);
+	return 0;
 }

@@ -7,6 +7,7 @@
  * Knows nothing of exports, vhost or blk.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <grp.h>
 #include <pwd.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <linux/fs.h>
 
 #ifdef HAVE_SECCOMP
@@ -154,6 +156,10 @@ static const struct sandbox_call sandbox_allowed[] = {
  * sleeps (clock_nanosleep, nanosleep) and uname (ceph's
  * entity/hostname lookups in its timer and dispatch threads). No listening
  * socket, no file opened (the config and keyring are read before).
+ * librbd breaking the exclusive lock of a dead client (once its watch
+ * expired; test_daemon_rbd's takeover case) starts a boost::asio
+ * io_context for the blocklist command: eventfd2, epoll_create1,
+ * timerfd_create.
  */
 static const struct sandbox_call sandbox_rbd_allowed[] = {
 	SYS(socket), SYS(connect), SYS(setsockopt), SYS(getsockopt),
@@ -161,6 +167,19 @@ static const struct sandbox_call sandbox_rbd_allowed[] = {
 	SYS(clone), SYS(clone3), SYS(set_robust_list), SYS(rseq),
 	SYS(sched_getaffinity), SYS(clock_nanosleep), SYS(nanosleep),
 	SYS(uname), SYS(gettid),
+	SYS(eventfd2), SYS(epoll_create1), SYS(timerfd_create),
+};
+
+/*
+ * With a control socket only (--control): what export-add does once the
+ * filter is on, seen with strace -f over tests/func/test_control.c: the
+ * export's eventfd and timerfds, and its listening socket (bind, listen;
+ * connect probes a stale socket file). socket() and openat() are not
+ * here: they are allowed by argument (sandbox_add_runtime_rules): unix
+ * sockets only, and images opened without creating anything.
+ */
+static const struct sandbox_call sandbox_runtime_allowed[] = {
+	SYS(eventfd2), SYS(timerfd_create), SYS(bind), SYS(listen), SYS(connect),
 };
 
 /*
@@ -169,7 +188,8 @@ static const struct sandbox_call sandbox_rbd_allowed[] = {
  * (seen at iothread exit), and copes with not being able to.
  */
 static const struct sandbox_call sandbox_eacces[] __attribute__((unused)) = {
-	SYS_IF_ANY(open), SYS(openat), SYS(openat2),
+	SYS(openat),   /* first: left out with runtime exports (see below) */
+	SYS_IF_ANY(open), SYS(openat2),
 };
 
 /*
@@ -269,10 +289,36 @@ static int sandbox_add_arg_rules(scmp_filter_ctx ctx)
 }
 
 /*
+ * export-add at runtime (--control): open an image (a file or block
+ * device, read-write or read-only, never created or truncated), make a
+ * unix socket, read a block device's block sizes. Anything else openat or
+ * socket would do still fails.
+ */
+static int sandbox_add_runtime_rules(scmp_filter_ctx ctx)
+{
+	const scmp_datum_t creating = O_CREAT | O_TRUNC | __O_TMPFILE;
+	int ret;
+
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("openat"), 1,
+			       SCMP_A2(SCMP_CMP_MASKED_EQ, creating, 0));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("socket"),
+				       1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("ioctl"), 1,
+				       SCMP_A1(SCMP_CMP_EQ, BLKSSZGET));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("ioctl"), 1,
+				       SCMP_A1(SCMP_CMP_EQ, BLKPBSZGET));
+	return ret;
+}
+
+/*
  * The filter for @arch (SCMP_ARCH_NATIVE: this machine), built but not
  * loaded. Return: 0 or -errno; *out is the caller's to release.
  */
-static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, scmp_filter_ctx *out)
+static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, bool runtime,
+			 scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx;
 	int ret = 0;
@@ -301,14 +347,22 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, scmp_f
 	if (!ret && rbd)
 		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_rbd_allowed,
 					ARRAY_SIZE(sandbox_rbd_allowed));
+	if (!ret && runtime)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_runtime_allowed,
+					ARRAY_SIZE(sandbox_runtime_allowed));
+	if (!ret && runtime)
+		ret = sandbox_add_runtime_rules(ctx);
 #ifdef SANDBOX_ASAN
 	if (!ret)
 		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_asan_allowed,
 					ARRAY_SIZE(sandbox_asan_allowed));
 #else
+	/* With runtime exports, openat has its own rule: the rest of the
+	 * EACCES list only (an openat that would create a file kills). */
 	if (!ret)
-		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ERRNO(EACCES), sandbox_eacces,
-					ARRAY_SIZE(sandbox_eacces));
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ERRNO(EACCES),
+					sandbox_eacces + (runtime ? 1 : 0),
+					ARRAY_SIZE(sandbox_eacces) - (runtime ? 1 : 0));
 #endif
 	if (!ret)
 		ret = sandbox_add_arg_rules(ctx);
@@ -326,12 +380,12 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, scmp_f
 	return 0;
 }
 
-static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime)
 {
 	scmp_filter_ctx ctx;
 	int ret;
 
-	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, rbd, &ctx);
+	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, rbd, runtime, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_load(ctx);
@@ -353,7 +407,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 		if (!token)
 			return -EINVAL;
 	}
-	ret = sandbox_build(mode, token, true, &ctx);
+	ret = sandbox_build(mode, token, true, true, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_export_pfc(ctx, fd);
@@ -363,7 +417,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 
 #else /* !HAVE_SECCOMP */
 
-static int sandbox_seccomp(enum sandbox_mode mode, bool rbd)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime)
 {
 	return -ENOTSUP;
 }
@@ -392,7 +446,7 @@ int sandbox_enter(const struct sandbox_opts *o)
 	}
 	if (o->mode == SANDBOX_OFF)
 		return 0;
-	ret = sandbox_seccomp(o->mode, o->rbd);
+	ret = sandbox_seccomp(o->mode, o->rbd, o->runtime_exports);
 	if (ret && !o->required) {
 		log_warn("sandbox: no seccomp filter (%s); running without one",
 			 ret == -ENOTSUP ? "not supported here" : strerror(-ret));

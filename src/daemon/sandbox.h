@@ -31,6 +31,13 @@ struct sandbox_opts {
 	 * timed sleeps); see sandbox_rbd_allowed in sandbox.c.
 	 */
 	bool rbd;
+	/*
+	 * The control socket may add exports at runtime: opening images
+	 * (openat without O_CREAT), unix sockets to listen on, and the
+	 * timerfds and eventfds an export makes; see sandbox_runtime_allowed
+	 * in sandbox.c.
+	 */
+	bool runtime_exports;
 };
 
 /*

@@ -21,12 +21,13 @@
 #include "common/compiler.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/control.h"
+#include "daemon/options.h"
 #include "daemon/sandbox.h"
+#include "mgmt/mgmt.h"
 
 #define MAX_EXPORTS 64
 #define MAX_IOTHREADS 64
-#define DEFAULT_QUEUE_SIZE 1024
-#define MAX_QUEUE_SIZE 1024
 /* Adaptive polling keeps spinning this long after the last request: more
  * than a guest's turnaround at QD1 (completion interrupt, guest block
  * layer, next submission: typically 10-50 us), so a synchronous stream
@@ -96,6 +97,9 @@ static const char usage_text[] =
 "  --shutdown-timeout=SECONDS\n"
 "                       at SIGTERM, wait this long for requests in flight, then\n"
 "                       flush what can be and exit 3 (1-%d, default %d)\n"
+"  --control=PATH       answer JSON-RPC 2.0 requests on this unix socket (vblkctl;\n"
+"                       see docs/control.md)\n"
+"  --control-mode=MODE  the control socket's permissions, octal (default 0600)\n"
 "  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
 "  -v, --verbose        more logging (repeat for debug)\n"
 "  -q, --quiet          only errors\n"
@@ -109,221 +113,6 @@ static void usage(FILE *f)
 		DEFAULT_SHUTDOWN_TIMEOUT);
 }
 
-static int fail(const char *fmt, ...) PRINTF(1, 2);
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("vblkd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'vblkd --help' for more information.\n", stderr);
-	return -EINVAL;
-}
-
-/* Whole-string unsigned parse, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_uint(const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	uint64_t v;
-
-	if (parse_u64(s, &v) || v < min || v > max)
-		return fail("invalid %s '%s': expected a whole number from %u to %u", name,
-			    s ? s : "", min, max);
-	*out = (unsigned)v;
-	return 0;
-}
-
-/* "64M", "1G", "512" (bytes); must be a non-zero multiple of 512. */
-static int parse_size(const char *name, const char *s, uint64_t *out)
-{
-	char buf[64], *end;
-	uint64_t v, mult = 1;
-	size_t n;
-
-	if (!s || !*s || strlen(s) >= sizeof(buf))
-		return fail("invalid %s '%s': expected a size like 512M or 2G", name, s ? s : "");
-	strcpy(buf, s);
-	n = strlen(buf);
-	end = buf + n - 1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1ULL << 10; break;
-	case 'm': case 'M': mult = 1ULL << 20; break;
-	case 'g': case 'G': mult = 1ULL << 30; break;
-	case 't': case 'T': mult = 1ULL << 40; break;
-	default: end = NULL;
-	}
-	if (end)
-		*end = '\0';
-	if (parse_u64(buf, &v) || v == 0 || v > UINT64_MAX / mult)
-		return fail("invalid %s '%s': expected a size like 512M or 2G", name, s);
-	v *= mult;
-	if (v % 512)
-		return fail("invalid %s '%s': must be a multiple of 512 bytes", name, s);
-	*out = v;
-	return 0;
-}
-
-static int parse_bool(const char *name, const char *s, bool *out)
-{
-	if (!s || !strcmp(s, "on") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))
-		*out = true;
-	else if (!strcmp(s, "off") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))
-		*out = false;
-	else
-		return fail("invalid %s '%s': expected on or off", name, s);
-	return 0;
-}
-
-struct export_opts {
-	struct export_params p;
-	uint64_t null_size;
-	bool have_target;       /* file, rbd or null given */
-	bool rbd_opts;          /* ceph-conf, id, keyring or rbd-timeout given */
-};
-
-static void export_opts_init(struct export_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->p.fd = -1;
-	o->p.num_queues = 1;
-	o->p.queue_size = DEFAULT_QUEUE_SIZE;
-	o->p.packed = true;
-	o->p.storage.engine = STORAGE_FILE;
-}
-
-/* Apply one key=value to an export. */
-static int export_opt(struct export_opts *o, const char *key, const char *val)
-{
-	unsigned u = 0;
-	int ret;
-
-	if (!strcmp(key, "socket-path")) {
-		if (!val || !*val)
-			return fail("--socket-path needs a path");
-		if (strlen(val) >= 108)
-			return fail("socket path too long (at most 107 bytes): %s", val);
-		o->p.socket_path = val;
-	} else if (!strcmp(key, "fd")) {
-		ret = parse_uint("fd", val, 0, INT_MAX, &u);
-		if (ret)
-			return ret;
-		o->p.fd = (int)u;
-	} else if (!strcmp(key, "file") || !strcmp(key, "blk-file")) {
-		if (!val || !*val)
-			return fail("--file needs a path");
-		if (o->have_target)
-			return fail("give only one of --file, --rbd and --null per export");
-		o->p.storage.engine = STORAGE_FILE;
-		o->p.storage.path = val;
-		o->have_target = true;
-	} else if (!strcmp(key, "null")) {
-		if (o->have_target)
-			return fail("give only one of --file, --rbd and --null per export");
-		ret = parse_size("null size", val, &o->null_size);
-		if (ret)
-			return ret;
-		o->p.storage.engine = STORAGE_NULL;
-		o->p.storage.size = o->null_size;
-		o->have_target = true;
-	} else if (!strcmp(key, "rbd")) {
-		if (!val || !*val || !strchr(val, '/'))
-			return fail("invalid rbd '%s': expected POOL/IMAGE or POOL/IMAGE@SNAP",
-				    val ? val : "");
-		if (o->have_target)
-			return fail("give only one of --file, --rbd and --null per export");
-		if (!storage_have_rbd())
-			return fail("this vblkd was built without the rbd engine (librbd)");
-		o->p.storage.engine = STORAGE_RBD;
-		o->p.storage.path = val;
-		o->have_target = true;
-	} else if (!strcmp(key, "ceph-conf") || !strcmp(key, "id") || !strcmp(key, "keyring")) {
-		if (!val || !*val)
-			return fail("--%s needs a value", key);
-		if (!strcmp(key, "ceph-conf"))
-			o->p.storage.ceph_conf = val;
-		else if (!strcmp(key, "id"))
-			o->p.storage.rbd_id = val;
-		else
-			o->p.storage.keyring = val;
-		o->rbd_opts = true;
-	} else if (!strcmp(key, "rbd-timeout")) {
-		o->rbd_opts = true;
-		return parse_uint("rbd-timeout", val, 1, 3600, &o->p.storage.rbd_timeout);
-	} else if (!strcmp(key, "num-queues")) {
-		return parse_uint("num-queues", val, 1, VHOST_MAX_QUEUES, &o->p.num_queues);
-	} else if (!strcmp(key, "queue-size")) {
-		ret = parse_uint("queue-size", val, 4, MAX_QUEUE_SIZE, &u);
-		if (ret)
-			return ret;
-		if (u & (u - 1))
-			return fail("invalid queue-size '%s': must be a power of two", val);
-		o->p.queue_size = u;
-	} else if (!strcmp(key, "read-only")) {
-		return parse_bool("read-only", val, &o->p.read_only);
-	} else if (!strcmp(key, "direct")) {
-		return parse_bool("direct", val, &o->p.storage.direct);
-	} else if (!strcmp(key, "writethrough")) {
-		return parse_bool("writethrough", val, &o->p.writethrough);
-	} else if (!strcmp(key, "packed")) {
-		return parse_bool("packed", val, &o->p.packed);
-	} else if (!strcmp(key, "serial")) {
-		if (!val || strlen(val) > BLK_ID_BYTES)
-			return fail("invalid serial: at most %u bytes", BLK_ID_BYTES);
-		o->p.serial = val;
-	} else {
-		return fail("unknown export option '%s'", key);
-	}
-	return 0;
-}
-
-/* "--export=a=b,c=d": parse in place (the string is ours). */
-static int export_opt_list(struct export_opts *o, char *list)
-{
-	char *save = NULL;
-
-	for (char *kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(kv, '=');
-		int ret;
-
-		if (eq)
-			*eq++ = '\0';
-		ret = export_opt(o, kv, eq);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static int export_opts_check(struct export_opts *o, unsigned idx)
-{
-	if (!o->p.socket_path && o->p.fd < 0)
-		return fail("export %u: give --socket-path=PATH or --fd=FD", idx);
-	if (o->p.socket_path && o->p.fd >= 0)
-		return fail("export %u: --socket-path and --fd are mutually exclusive", idx);
-	if (!o->have_target)
-		return fail("export %u: give --file=IMAGE, --rbd=POOL/IMAGE or --null=SIZE", idx);
-	if (o->rbd_opts && o->p.storage.engine != STORAGE_RBD)
-		return fail("export %u: ceph-conf, id, keyring and rbd-timeout need --rbd", idx);
-	o->p.storage.read_only = o->p.read_only;
-	return 0;
-}
-
 static void print_capabilities(void)
 {
 	printf("{\n  \"type\": \"block\",\n  \"features\": [\n"
@@ -334,7 +123,7 @@ enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
-	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT,
+	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -363,6 +152,8 @@ static const struct option long_opts[] = {
 	{ "poll-idle-us", required_argument, NULL, OPT_POLL_IDLE },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -380,6 +171,10 @@ struct config {
 	unsigned shutdown_timeout;  /* seconds */
 	bool caps;
 	struct sandbox_opts sandbox;
+	const char *control;     /* --control socket path */
+	unsigned control_mode;
+	unsigned control_timeout_ms;
+	unsigned msg_timeout_ms;  /* VBLKD_MSG_TIMEOUT_MS, 0: default */
 };
 
 /* Returns 0 to run, 1 to exit successfully, <0 on a usage error. */
@@ -395,6 +190,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	c->poll_mode = LOOP_POLL_ADAPTIVE;
 	c->poll_idle_us = DEFAULT_POLL_IDLE_US;
 	c->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
+	c->control_mode = 0600;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
 		ret = 0;
@@ -421,44 +217,61 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case OPT_EXPORT:
 			if (c->nexports == MAX_EXPORTS)
-				return fail("too many exports (at most %d)", MAX_EXPORTS);
+				return opt_fail("too many exports (at most %d)", MAX_EXPORTS);
 			export_opts_init(&c->exports[c->nexports]);
 			ret = export_opt_list(&c->exports[c->nexports], optarg);
 			c->nexports++;
 			break;
 		case OPT_IOTHREADS:
-			ret = parse_uint("iothreads", optarg, 1, MAX_IOTHREADS, &c->iothreads);
+			ret = opt_parse_uint("iothreads", optarg, 1, MAX_IOTHREADS, &c->iothreads);
 			break;
 		case OPT_POLL_MODE:
 			if (loop_poll_mode_parse(optarg, &c->poll_mode))
-				return fail("invalid poll-mode '%s': expected event, poll or adaptive",
+				return opt_fail("invalid poll-mode '%s': expected event, poll or adaptive",
 					    optarg);
 			break;
 		case OPT_POLL_IDLE:
-			ret = parse_uint("poll-idle-us", optarg, 0, MAX_POLL_IDLE_US,
+			ret = opt_parse_uint("poll-idle-us", optarg, 0, MAX_POLL_IDLE_US,
 					 &c->poll_idle_us);
 			break;
 		case OPT_SHUTDOWN_TIMEOUT:
-			ret = parse_uint("shutdown-timeout", optarg, 1, MAX_SHUTDOWN_TIMEOUT,
+			ret = opt_parse_uint("shutdown-timeout", optarg, 1, MAX_SHUTDOWN_TIMEOUT,
 					 &c->shutdown_timeout);
 			break;
 		case OPT_CAPS: c->caps = true; break;
 		case OPT_SANDBOX:
 			if (sandbox_parse_mode(optarg, &c->sandbox.mode))
-				return fail("invalid sandbox '%s': expected on, off or log", optarg);
+				return opt_fail("invalid sandbox '%s': expected on, off or log", optarg);
 			c->sandbox.required = c->sandbox.mode != SANDBOX_OFF;
 			break;
 		case OPT_USER:
 			if (!*optarg)
-				return fail("--user needs a user name");
+				return opt_fail("--user needs a user name");
 			c->sandbox.user = optarg;
 			break;
+		case OPT_CONTROL:
+			if (!*optarg || strlen(optarg) >= 108)
+				return opt_fail("invalid control socket path '%s' (1-107 bytes)", optarg);
+			c->control = optarg;
+			break;
+		case OPT_CONTROL_MODE: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || errno || v == 0 || v > 0777 || !(v & 0600))
+				return opt_fail("invalid control-mode '%s': expected octal permissions "
+					    "like 0600 or 0660, owner read and write", optarg);
+			c->control_mode = (unsigned)v;
+			break;
+		}
 		case 'v': log_max_level = log_max_level < LOG_DEBUG ? log_max_level + 1 : LOG_DEBUG; break;
 		case 'q': log_max_level = LOG_ERR; break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("vblkd %s\n", VBLK_VERSION); return 1;
-		case ':': return fail("option '%s' needs a value", argv[optind - 1]);
-		default: return fail("unknown option '%s'", argv[optind - 1]);
+		case ':': return opt_fail("option '%s' needs a value", argv[optind - 1]);
+		default: return opt_fail("unknown option '%s'", argv[optind - 1]);
 		}
 		if (key) {
 			ret = export_opt(m, key, optarg);
@@ -468,7 +281,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 			return ret;
 	}
 	if (optind < argc)
-		return fail("unexpected argument '%s'", argv[optind]);
+		return opt_fail("unexpected argument '%s'", argv[optind]);
 	if (c->caps)
 		return 0;
 	if (!c->main_used) {
@@ -476,8 +289,8 @@ static int parse_args(int argc, char **argv, struct config *c)
 		memmove(&c->exports[0], &c->exports[1], (c->nexports - 1) * sizeof(c->exports[0]));
 		c->nexports--;
 	}
-	if (c->nexports == 0)
-		return fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
+	if (c->nexports == 0 && !c->control)
+		return opt_fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
 	for (unsigned i = 0; i < c->nexports; i++) {
 		ret = export_opts_check(&c->exports[i], i);
 		if (ret)
@@ -486,7 +299,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 			const char *a = c->exports[i].p.socket_path, *b = c->exports[j].p.socket_path;
 
 			if (a && b && !strcmp(a, b))
-				return fail("two exports use the socket %s", a);
+				return opt_fail("two exports use the socket %s", a);
 		}
 	}
 	return 0;
@@ -512,15 +325,22 @@ static void on_signal(void *opaque, uint32_t events)
  */
 static int msg_timeout_from_env(struct config *c)
 {
-	const char *v = getenv("VBLKD_MSG_TIMEOUT_MS");
+	const char *v = getenv("VBLKD_CONTROL_TIMEOUT_MS");
 	unsigned ms;
+
+	/* Likewise the control socket's idle timeout (docs/control.md). */
+	if (v && opt_parse_uint("VBLKD_CONTROL_TIMEOUT_MS", v, 1, 3600 * 1000,
+			    &c->control_timeout_ms))
+		return -EINVAL;
+	v = getenv("VBLKD_MSG_TIMEOUT_MS");
 
 	if (!v)
 		return 0;
-	if (parse_uint("VBLKD_MSG_TIMEOUT_MS", v, 1, 3600 * 1000, &ms))
+	if (opt_parse_uint("VBLKD_MSG_TIMEOUT_MS", v, 1, 3600 * 1000, &ms))
 		return -EINVAL;
 	for (unsigned i = 0; i < c->nexports; i++)
 		c->exports[i].p.msg_timeout_ms = ms;
+	c->msg_timeout_ms = ms;
 	return 0;
 }
 
@@ -528,9 +348,11 @@ int main(int argc, char **argv)
 {
 	static struct config c;
 	struct iothread *iothreads[MAX_IOTHREADS];
-	struct export *exports[MAX_EXPORTS] = { 0 };
-	unsigned niothreads, total_queues = 0, first = 0;
+	struct control_params cp = { 0 };
+	struct control *exports = NULL;
+	unsigned niothreads, total_queues = 0;
 	struct loop *ctrl = NULL;
+	struct mgmt *mgmt = NULL;
 	sigset_t mask;
 	int sfd, ret, rc = 1;
 	long ncpu;
@@ -557,7 +379,8 @@ int main(int argc, char **argv)
 		total_queues += c.exports[i].p.num_queues;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	niothreads = c.iothreads ? c.iothreads : (unsigned)(ncpu > 0 ? ncpu : 1);
-	if (!c.iothreads && niothreads > total_queues)
+	/* With a control socket, exports added later need iothreads too. */
+	if (!c.iothreads && !c.control && niothreads > total_queues)
 		niothreads = total_queues;
 	if (niothreads > MAX_IOTHREADS)
 		niothreads = MAX_IOTHREADS;
@@ -583,34 +406,44 @@ int main(int argc, char **argv)
 			goto out_iothreads;
 		}
 	}
-	for (unsigned i = 0; i < c.nexports; i++) {
-		struct export_params *p = &c.exports[i].p;
-		char name[160];
-
-		/* Test only, see docs/operations.md: never set in production. */
-		p->test_skip_data_log = getenv("VBLKD_TEST_SKIP_DATA_LOG") &&
-					!strcmp(getenv("VBLKD_TEST_SKIP_DATA_LOG"), "1");
-
-		snprintf(name, sizeof(name), "%s", p->socket_path ? p->socket_path : "fd");
-		p->name = name;
-		ret = export_create(p, ctrl, iothreads, niothreads, first, &exports[i]);
-		if (ret) {
-			if (ret == -EADDRINUSE)
-				log_err("socket %s is in use by another process", p->socket_path);
-			else
-				log_err("cannot serve %s: %s",
-					p->storage.engine == STORAGE_NULL ? "the null device" :
-					p->storage.path, strerror(-ret));
-			goto out_exports;
-		}
-		first += p->num_queues;
-		log_info("serving %s on %s (%u queue%s%s)",
-			 p->storage.engine == STORAGE_NULL ? "null device" : p->storage.path,
-			 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,
-			 p->num_queues > 1 ? "s" : "", p->read_only ? ", read-only" : "");
-	}
 	for (unsigned i = 0; i < c.nexports; i++)
 		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
+	cp.ctrl = ctrl;
+	cp.iothreads = iothreads;
+	cp.niothreads = niothreads;
+	cp.msg_timeout_ms = c.msg_timeout_ms;
+	/* Test only, see docs/operations.md: never set in production. */
+	cp.test_skip_data_log = getenv("VBLKD_TEST_SKIP_DATA_LOG") &&
+				!strcmp(getenv("VBLKD_TEST_SKIP_DATA_LOG"), "1");
+	cp.runtime_rbd = c.sandbox.mode == SANDBOX_OFF || c.sandbox.rbd;
+	if (control_create(&cp, &exports))
+		goto out_iothreads;
+	for (unsigned i = 0; i < c.nexports; i++) {
+		char err[256];
+
+		ret = control_add(exports, &c.exports[i], NULL, 0, err, sizeof(err));
+		if (ret) {
+			log_err("%s", err);
+			goto out_exports;
+		}
+	}
+	if (c.control) {
+		ret = mgmt_create(ctrl, &mgmt);
+		if (!ret)
+			ret = mgmt_listen(mgmt, c.control, c.control_mode, c.control_timeout_ms);
+		if (ret) {
+			log_err("cannot listen on the control socket %s: %s", c.control,
+				ret == -EADDRINUSE ? "in use by another process" : strerror(-ret));
+			goto out_exports;
+		}
+		ret = control_register(exports, mgmt);
+		if (ret) {
+			log_err("cannot register the control methods: %s", strerror(-ret));
+			goto out_exports;
+		}
+		log_info("control socket on %s", c.control);
+	}
+	c.sandbox.runtime_exports = c.control != NULL;
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
 	loop_run(ctrl);
@@ -618,8 +451,11 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out_exports:
-	ret = export_shutdown(exports, c.nexports, ctrl, (int)c.shutdown_timeout * 1000,
-			      MIN((int)c.shutdown_timeout * 1000, SHUTDOWN_FLUSH_TIMEOUT_MS));
+	/* No request runs under the teardown: the control socket goes first. */
+	mgmt_destroy(mgmt);
+	mgmt = NULL;
+	ret = control_shutdown(exports, (int)c.shutdown_timeout * 1000,
+			       MIN((int)c.shutdown_timeout * 1000, SHUTDOWN_FLUSH_TIMEOUT_MS));
 	if (ret == -ETIMEDOUT) {
 		/*
 		 * Requests are stuck in storage, and maybe an iothread with
@@ -636,6 +472,7 @@ out_exports:
 		log_err("shutdown: an image could not be flushed");
 		rc = EXIT_SHUTDOWN_INCOMPLETE;
 	}
+	control_destroy(exports);
 out_iothreads:
 	for (unsigned i = 0; i < niothreads; i++)
 		iothread_destroy(iothreads[i]);

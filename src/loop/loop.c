@@ -82,6 +82,8 @@ struct loop {
 	volatile int stop;      /* written by any thread, read by the owner */
 	struct loop_handler *handlers;   /* every live handler (for lookup) */
 	struct loop_handler *graveyard;  /* dead, freed after the epoll batch */
+	unsigned dispatching;   /* epoll batches being run (nested: loop_run_until
+				 * from a callback) */
 	struct loop_idle idle[LOOP_MAX_IDLE];
 	unsigned nidle;
 	pthread_mutex_t lock;   /* guards calls, call_tail */
@@ -203,6 +205,7 @@ static int loop_dispatch(struct loop *l, int timeout_ms)
 	n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		log_rl(LOG_ERR, "%s: epoll_wait: %s", l->name, strerror(errno));
+	l->dispatching++;
 	for (int i = 0; i < n; i++) {
 		struct loop_handler *h = evs[i].data.ptr;
 
@@ -218,6 +221,7 @@ static int loop_dispatch(struct loop *l, int timeout_ms)
 		if (!h->dead)
 			h->cb(h->opaque, evs[i].events);
 	}
+	l->dispatching--;
 	return n > 0 ? n : 0;
 }
 
@@ -237,7 +241,11 @@ static void loop_finish_iteration(struct loop *l)
 {
 	for (unsigned i = 0; i < l->nidle; i++)
 		l->idle[i].cb(l->idle[i].opaque);
-	loop_free_graveyard(l);
+	/* A callback running loop_run_until (the control thread removing an
+	 * export) nests a batch in a batch: the outer one still holds
+	 * pointers to handlers, so the dead are freed only at the outermost. */
+	if (!l->dispatching)
+		loop_free_graveyard(l);
 	if (l->pollers_dead)
 		loop_compact_pollers(l);
 }

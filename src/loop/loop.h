@@ -29,7 +29,8 @@ int loop_run(struct loop *l);
 /*
  * loop_run_until - run the loop in the calling thread until cond(arg) is
  * true (checked after every iteration) or timeout_ms passes (-1: never).
- * For shutdown: waiting for work posted to this loop by other threads.
+ * For shutdown, or a control method waiting for work posted to this loop
+ * by other threads; may be called from a callback of the same loop.
  * Return: 0, or -ETIMEDOUT.
  */
 int loop_run_until(struct loop *l, bool (*cond)(void *arg), void *arg, int timeout_ms);

@@ -66,6 +66,7 @@ int storage_open(const struct storage_params *p, struct storage **out)
 		return -ENOMEM;
 	st->ops = ops;
 	st->fd = -1;
+	st->size_fd = -1;
 
 	ret = ops->open(st, p);
 	if (ret < 0)
@@ -104,17 +105,46 @@ int storage_close(struct storage *st)
 	return ret;
 }
 
+int storage_claim(struct storage *st, const char *owner)
+{
+	if (!st || !owner || !owner[0])
+		return -EINVAL;
+	return st->ops->claim ? st->ops->claim(st, owner) : 0;
+}
+
 /**
  * storage_get_info - size, block sizes and capabilities of @st.
  * @st: an open storage
  *
  * Context: any thread; the info never changes after storage_open(), but
- * for the size of an RBD image resized while served (updated with a
- * relaxed atomic store: read it with __atomic_load_n).
+ * for the size (an rbd image resized while served, storage_resize):
+ * updated with a relaxed atomic store, read it with __atomic_load_n.
  */
 const struct storage_info *storage_get_info(const struct storage *st)
 {
 	return &st->info;
+}
+
+void storage_set_size_fd(struct storage *st, int fd)
+{
+	__atomic_store_n(&st->size_fd, fd, __ATOMIC_RELEASE);
+}
+
+int storage_resize(struct storage *st, uint64_t size, uint64_t *out)
+{
+	int ret;
+
+	if (size % 512)
+		return -EINVAL;
+	if (size && st->info.read_only)
+		return -EROFS;
+	if (!st->ops->resize)
+		return -EOPNOTSUPP;
+	ret = st->ops->resize(st, size);
+	if (ret)
+		return ret;
+	*out = __atomic_load_n(&st->info.size, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* Return 0 if @io may run on @st, storing its byte length in @len. */

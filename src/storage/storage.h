@@ -62,6 +62,38 @@ int storage_open(const struct storage_params *p, struct storage **out);
  * flush's -errno (the storage is closed and freed either way). */
 int storage_close(struct storage *st);
 const struct storage_info *storage_get_info(const struct storage *st);
+/*
+ * storage_resize - make the backend @size bytes (a file: ftruncate; null:
+ * its capacity), or with @size 0 read its current size again (an image
+ * grown by other means, a resized block device or rbd image). *@out: the
+ * size now. Requests are bounded by it from then on.
+ * Return: 0; -EINVAL (@size not a multiple of 512); -EROFS; -EOPNOTSUPP
+ * (a block device or rbd image asked for another size); other -errno.
+ * Context: the control thread; requests may be in flight.
+ */
+int storage_resize(struct storage *st, uint64_t size, uint64_t *out);
+
+/*
+ * storage_set_size_fd - an eventfd the backend adds 1 to when its size
+ * changed by other means than storage_resize (an rbd image resized with
+ * `rbd resize`, seen by librbd's watch); storage_resize(st, 0, ...) then
+ * gives the new size. -1: none (the default). The fd must stay open
+ * until storage_close has returned.
+ * Context: the control thread; the fd is written from any thread.
+ */
+void storage_set_size_fd(struct storage *st, int fd);
+
+/*
+ * storage_claim - the caller now serves @st on @owner (an export's socket
+ * path, unique on this host), having made sure no other process serves
+ * there: take the backend over from a predecessor on @owner that died
+ * without letting go of it. Only the rbd engine has anything to take over:
+ * the exclusive lock of a SIGKILLed vblkd on the same socket, broken (and
+ * that client blocklisted) now instead of after its watch expires.
+ * Returns 0 or -errno (logged); a failure leaves @st serving as before.
+ * Context: the control thread, before the export is served.
+ */
+int storage_claim(struct storage *st, const char *owner);
 
 enum storage_op {
 	STORAGE_OP_READ,

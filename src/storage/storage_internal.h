@@ -84,8 +84,16 @@ struct storage_ops {
 	/* Fill st->info (and engine fields); log why on failure. */
 	int (*open)(struct storage *st, const struct storage_params *p);
 	int (*close)(struct storage *st);   /* 0, or -errno of the final flush */
+	/* Optional: storage_claim. */
+	int (*claim)(struct storage *st, const char *owner);
 	/* io already validated (range, read-only, length > 0). */
 	void (*submit)(struct storage_chan *ch, struct storage_io *io);
+	/*
+	 * Optional (storage_resize): make the backend @size bytes (a
+	 * multiple of 512, not read-only), or with @size 0 find its current
+	 * size; store it in st->info.size (relaxed atomic). NULL: -EOPNOTSUPP.
+	 */
+	int (*resize)(struct storage *st, uint64_t size);
 };
 
 struct storage {
@@ -97,6 +105,8 @@ struct storage {
 	/* Set (relaxed atomic, any thread) once FALLOC_FL_ZERO_RANGE said
 	 * -EOPNOTSUPP: later WRITE_ZEROES go straight to writing zeroes. */
 	bool no_zero_range;
+	/* storage_set_size_fd (atomic), -1: none. */
+	int size_fd;
 };
 
 extern const struct storage_ops storage_file_ops;

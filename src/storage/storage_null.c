@@ -42,9 +42,17 @@ static void storage_null_submit(struct storage_chan *ch, struct storage_io *io)
 	storage_chan_complete(ch, io, 0);
 }
 
+static int storage_null_resize(struct storage *st, uint64_t size)
+{
+	if (size)
+		__atomic_store_n(&st->info.size, size, __ATOMIC_RELAXED);
+	return 0;
+}
+
 const struct storage_ops storage_null_ops = {
 	.name = "null",
 	.open = storage_null_open,
 	.close = storage_null_close,
 	.submit = storage_null_submit,
+	.resize = storage_null_resize,
 };

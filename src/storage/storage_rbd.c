@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/utsname.h>
 
 #include <rados/librados.h>
 #include <rbd/librbd.h>
@@ -43,6 +45,8 @@ struct rbd_state {
 	rados_ioctx_t ioctx;
 	rbd_image_t image;
 	char *spec;                    /* POOL/IMAGE[@SNAP], for logs */
+	char *image_name;
+	char *owner_oid;               /* storage_rbd_claim's record, or NULL */
 	uint64_t watch;
 	bool watching;
 	struct storage_chan *home;     /* set once state is READY */
@@ -183,17 +187,17 @@ err:
 
 /*
  * librbd's watch thread: the image header changed (resize, snapshot,
- * features). A new size bounds the requests from now on. The guest keeps
- * the capacity it read: vblk has no config-change notification to the
- * frontend yet (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG); that is where it
- * would be sent from.
+ * features). A new size bounds the requests from now on, and the size fd
+ * (storage_set_size_fd) tells the export, which sends the frontend a
+ * configuration change (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) so that the
+ * guest sees the new capacity.
  */
 static void storage_rbd_updated(void *arg)
 {
 	struct rbd_state *r = arg;
 	struct storage *st = r->st;
-	uint64_t size = 0, old;
-	int ret;
+	uint64_t size = 0, old, one = 1;
+	int ret, fd;
 
 	ret = rbd_get_size(r->image, &size);
 	if (ret < 0) {
@@ -203,10 +207,94 @@ static void storage_rbd_updated(void *arg)
 	}
 	size &= ~(uint64_t)511;
 	old = __atomic_exchange_n(&st->info.size, size, __ATOMIC_RELAXED);
-	if (old != size)
-		log_info("rbd: %s: resized from %" PRIu64 " to %" PRIu64 " bytes; requests are "
-			 "bounded by the new size, the guest still sees the capacity it read",
-			 r->spec, old, size);
+	if (old == size)
+		return;
+	log_info("rbd: %s: resized from %" PRIu64 " to %" PRIu64 " bytes; requests are "
+		 "bounded by the new size", r->spec, old, size);
+	/* Pairs with the release in storage_set_size_fd. */
+	fd = __atomic_load_n(&st->size_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		log_rl(LOG_WARN, "rbd: %s: cannot signal the resize: %s", r->spec,
+		       strerror(errno));
+}
+
+/* ---- taking over from a dead predecessor -------------------------------- */
+
+/*
+ * A SIGKILLed vblkd leaves the image's exclusive lock to a client that
+ * no longer exists, and its watch on the image header lives on until the
+ * OSD times it out (osd_client_watch_timeout, 30 s). librbd breaks such a
+ * lock only once the watch is gone: the restarted daemon's first write
+ * (the guest's requests replayed from the inflight area) waits that long.
+ * librbd cannot tell a dead owner from a live one sooner; vblkd can for
+ * its own predecessor: each vblkd records its client address in a small
+ * RADOS object next to the image, named after the image, the host and
+ * the socket, and a vblkd that got that socket (so nothing serves there)
+ * and finds the lock held by the recorded address breaks it, blocklisting
+ * that client (rbd_blocklist_on_break_lock): nothing it left in flight
+ * can land after our writes. A lock held by anybody else is left alone.
+ */
+
+/* FNV-1a, 64 bit: a short, stable name for host + socket path. */
+static uint64_t storage_rbd_fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	return (h ^ 0xff) * 0x100000001b3ull;   /* a separator */
+}
+
+static int storage_rbd_claim(struct storage *st, const char *owner)
+{
+	struct rbd_state *r = st->priv;
+	char oid[320], prev[256], *self = NULL, *owners[4];
+	rbd_lock_mode_t mode;
+	size_t nowners = ARRAY_SIZE(owners);
+	struct utsname u;
+	uint64_t h = 0xcbf29ce484222325ull;
+	int ret, len;
+
+	if (!r || st->info.read_only)
+		return 0;
+	if (uname(&u) == 0)
+		h = storage_rbd_fnv(h, u.nodename);
+	h = storage_rbd_fnv(h, owner);
+	snprintf(oid, sizeof(oid), "vblk_owner.%s.%016" PRIx64, r->image_name, h);
+
+	len = rados_read(r->ioctx, oid, prev, sizeof(prev) - 1, 0);
+	if (len < 0 && len != -ENOENT) {
+		log_warn("rbd: %s: cannot read %s: %s", r->spec, oid, strerror(-len));
+		return len;
+	}
+	prev[len > 0 ? len : 0] = '\0';
+
+	ret = rbd_lock_get_owners(r->image, &mode, owners, &nowners);
+	if (ret == 0) {
+		for (size_t i = 0; i < nowners; i++) {
+			if (!prev[0] || strcmp(owners[i], prev))
+				continue;
+			log_info("rbd: %s: breaking the exclusive lock of %s, left by the vblkd "
+				 "that served %s before", r->spec, prev, owner);
+			ret = rbd_lock_break(r->image, mode, owners[i]);
+			if (ret < 0)
+				log_warn("rbd: %s: cannot break the lock of %s: %s (writes wait "
+					 "until its watch expires)", r->spec, prev, strerror(-ret));
+		}
+		rbd_lock_get_owners_cleanup(owners, nowners);
+	}
+
+	ret = rados_getaddrs(r->cluster, &self);
+	if (ret < 0 || !self) {
+		log_warn("rbd: %s: cannot get our client address: %s", r->spec, strerror(-ret));
+		return ret < 0 ? ret : -EINVAL;
+	}
+	ret = rados_write_full(r->ioctx, oid, self, strlen(self));
+	rados_buffer_free(self);
+	if (ret < 0) {
+		log_warn("rbd: %s: cannot write %s: %s", r->spec, oid, strerror(-ret));
+		return ret;
+	}
+	r->owner_oid = strdup(oid);
+	return 0;
 }
 
 /* ---- open/close --------------------------------------------------------- */
@@ -325,6 +413,11 @@ static int storage_rbd_open(struct storage *st, const struct storage_params *p)
 		ret = -ENOMEM;
 		goto err;
 	}
+	r->image_name = strdup(image);
+	if (!r->image_name) {
+		ret = -ENOMEM;
+		goto err;
+	}
 	ret = storage_rbd_connect(r, p, pool);
 	if (ret < 0)
 		goto err;
@@ -375,6 +468,7 @@ err:
 		rados_ioctx_destroy(r->ioctx);
 	if (r->cluster)
 		rados_shutdown(r->cluster);
+	free(r->image_name);
 	free(r->spec);
 	free(r);
 	return ret;
@@ -430,8 +524,13 @@ static int storage_rbd_close(struct storage *st)
 	if (!st->info.read_only && (ret = rbd_flush(r->image)) < 0)
 		log_err("rbd: %s: flush at close: %s", r->spec, strerror(-ret));
 	rbd_close(r->image);
+	/* Closed cleanly: no lock left behind, nothing to take over. */
+	if (r->owner_oid)
+		(void)rados_remove(r->ioctx, r->owner_oid);
 	rados_ioctx_destroy(r->ioctx);
 	rados_shutdown(r->cluster);
+	free(r->owner_oid);
+	free(r->image_name);
 	free(r->spec);
 	free(r);
 	st->priv = NULL;
@@ -446,11 +545,20 @@ abandon:
 	return 0;
 }
 
+/* The image is resized with `rbd resize`; its size is tracked already
+ * (storage_rbd_updated): picking it up needs nothing more. */
+static int storage_rbd_resize(struct storage *st, uint64_t size)
+{
+	return size ? -EOPNOTSUPP : 0;
+}
+
 const struct storage_ops storage_rbd_ops = {
 	.name = "rbd",
 	.open = storage_rbd_open,
 	.close = storage_rbd_close,
+	.claim = storage_rbd_claim,
 	.submit = storage_rbd_submit,
+	.resize = storage_rbd_resize,
 };
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -752,9 +752,36 @@ static int storage_file_close(struct storage *st)
 	return ret;
 }
 
+/*
+ * A file grows or shrinks with ftruncate (shrinking drops the data past
+ * the new end, as qemu-img resize does on a raw image); a block device
+ * cannot be resized from here: its size is only read again.
+ */
+static int storage_file_resize(struct storage *st, uint64_t size)
+{
+	uint64_t cur;
+	struct stat sb;
+
+	if (st->is_blkdev) {
+		if (ioctl(st->fd, BLKGETSIZE64, &cur) < 0)
+			return -errno;
+		if (size && size != cur)
+			return -EOPNOTSUPP;
+	} else {
+		if (size && ftruncate(st->fd, (off_t)size) < 0)
+			return -errno;
+		if (fstat(st->fd, &sb) < 0)
+			return -errno;
+		cur = (uint64_t)sb.st_size;
+	}
+	__atomic_store_n(&st->info.size, cur, __ATOMIC_RELAXED);
+	return 0;
+}
+
 const struct storage_ops storage_file_ops = {
 	.name = "file",
 	.open = storage_file_open,
 	.close = storage_file_close,
 	.submit = storage_file_submit,
+	.resize = storage_file_resize,
 };

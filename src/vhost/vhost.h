@@ -23,6 +23,7 @@
 #include "gmem/gmem.h"
 #include "virtq/virtq.h"
 #include "loop/loop.h"
+#include "vhost/vhost_backend_req.h"
 
 #define VHOST_MAX_QUEUES 64
 
@@ -110,6 +111,19 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 			struct vhost_server **out);
 /* Close the connection (stopping queues synchronously) and the socket. */
 void vhost_server_destroy(struct vhost_server *s);
+
+/*
+ * vhost_server_backend_send - send a backend-initiated message
+ * (VHOST_USER_BACKEND_*) to the connected frontend on its backend request
+ * channel; see vhost_backend_req_send for @cb and the results. -ENOTCONN
+ * if no frontend is connected or it gave no channel (BACKEND_REQ not
+ * negotiated, or SET_BACKEND_REQ_FD not sent). The channel is closed
+ * with the connection (queued messages complete with -ECONNRESET).
+ * Context: the control loop's thread.
+ */
+int vhost_server_backend_send(struct vhost_server *s, uint32_t request,
+			      const void *payload, uint32_t size, vhost_backend_req_cb cb,
+			      void *arg);
 
 /* True while a frontend is connected. */
 bool vhost_server_connected(const struct vhost_server *s);

@@ -330,6 +330,8 @@ static const struct rule rules[VHOST_USER_REQUEST_MAX] = {
 	FIXED(SET_PROTOCOL_FEATURES, 8, 0, 0),
 	FIXED(GET_QUEUE_NUM, 0, 0, 1),
 	FIXED(SET_VRING_ENABLE, sizeof(struct vhost_msg_vring_state), 0, 0),
+	FIXED(SET_BACKEND_REQ_FD, 0, 1, 0),
+	FIXED(IOTLB_MSG, sizeof(struct vhost_msg_iotlb), 0, 0),
 	[VHOST_USER_GET_CONFIG] = { "GET_CONFIG", R_CONFIG, 0, 1, 0 },
 	[VHOST_USER_SET_CONFIG] = { "SET_CONFIG", R_CONFIG, 0, 0, 0 },
 	FIXED(GET_MAX_MEM_SLOTS, 0, 0, 1),

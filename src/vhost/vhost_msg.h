@@ -104,6 +104,37 @@ enum vhost_user_protocol_feature {
 	VHOST_USER_PROTOCOL_F_STATUS = 16,
 };
 
+/*
+ * Requests the backend sends on the backend request channel (the socket
+ * given by SET_BACKEND_REQ_FD, a.k.a. SET_SLAVE_REQ_FD). The frontend
+ * answers with the same request number, the REPLY flag and a u64 (0:
+ * success) when NEED_REPLY was set and REPLY_ACK negotiated.
+ */
+enum vhost_user_backend_request {
+	VHOST_USER_BACKEND_NONE = 0,
+	VHOST_USER_BACKEND_IOTLB_MSG = 1,
+	VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2,
+	VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG = 3,
+};
+
+/* struct vhost_iotlb_msg (linux/vhost_types.h) as vhost-user carries it. */
+#define VHOST_IOTLB_MISS        1u
+#define VHOST_IOTLB_UPDATE      2u
+#define VHOST_IOTLB_INVALIDATE  3u
+#define VHOST_IOTLB_ACCESS_FAIL 4u
+#define VHOST_ACCESS_RO         0x1u
+#define VHOST_ACCESS_WO         0x2u
+#define VHOST_ACCESS_RW         0x3u
+
+struct vhost_msg_iotlb {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;
+	uint8_t type;
+	uint8_t padding[6];
+};
+
 struct vhost_msg_hdr {
 	uint32_t request;
 	uint32_t flags;
@@ -174,6 +205,7 @@ union vhost_msg_payload {
 	struct vhost_msg_config config;
 	struct vhost_msg_inflight inflight;
 	struct vhost_msg_log log;
+	struct vhost_msg_iotlb iotlb;
 	uint8_t raw[1];
 };
 
@@ -186,6 +218,7 @@ _Static_assert(sizeof(struct vhost_msg_mem_region) == 32, "region layout");
 _Static_assert(offsetof(struct vhost_msg_memory, regions) == 8, "memory table layout");
 _Static_assert(sizeof(struct vhost_msg_mem_single) == 40, "single region layout");
 _Static_assert(sizeof(struct vhost_msg_inflight) == 24, "inflight description layout");
+_Static_assert(sizeof(struct vhost_msg_iotlb) == 32, "iotlb message layout");
 _Static_assert(offsetof(struct vhost_msg_config, payload) == VHOST_USER_CONFIG_HDR_SIZE,
 	       "config header layout");
 

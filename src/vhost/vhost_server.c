@@ -34,7 +34,9 @@
 
 #include "common/compiler.h"
 #include "common/log.h"
+#include "common/sock.h"
 #include "vhost/vhost.h"
+#include "vhost/vhost_backend_req.h"
 #include "vhost/vhost_log.h"
 #include "vhost/vhost_msg.h"
 
@@ -51,7 +53,8 @@
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | \
 	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) | \
-	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD) | \
+	 (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ))
 
 /* Per-vring state that is vhost's business only. */
 struct vring_priv {
@@ -72,9 +75,7 @@ struct vhost_server {
 
 	int listen_fd;              /* -1 when given a connected fd */
 	bool listen_watched;
-	char *path;                 /* socket file we created, or NULL */
-	dev_t sock_dev;
-	ino_t sock_ino;
+	struct sock_file file;      /* socket file we created (path NULL: none) */
 
 	int conn_fd;                /* -1: no frontend */
 	int timer_fd;               /* times a partial message or an unsent reply */
@@ -100,6 +101,7 @@ struct vhost_server {
 	uint64_t inflight_size;
 	unsigned inflight_nq, inflight_qsize;
 	struct gmem_log *log;       /* SET_LOG_BASE: the dirty log, or NULL */
+	struct vhost_backend_req *breq; /* SET_BACKEND_REQ_FD: the backend channel */
 
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
@@ -643,6 +645,22 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 		s->ops->reset(s->opaque);
 	gmem_log_put(s->log);
 	s->log = NULL;
+	return 0;
+}
+
+static int h_set_backend_req_fd(struct vhost_server *s, struct vhost_msg *m)
+{
+	int ret;
+
+	if (!(s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ))) {
+		bad(s, "SET_BACKEND_REQ_FD: protocol feature BACKEND_REQ not negotiated");
+		return -EPROTO;
+	}
+	ret = vhost_backend_req_set_fd(s->breq, vhost_msg_take_fd(m, 0), reply_ack_on(s));
+	if (ret) {
+		bad(s, "SET_BACKEND_REQ_FD: %s", ret == -ENOTSOCK ? "not a socket" : strerror(-ret));
+		return -EPROTO;
+	}
 	return 0;
 }
 
@@ -1335,6 +1353,7 @@ static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
 	[VHOST_USER_GET_INFLIGHT_FD] = h_get_inflight_fd,
 	[VHOST_USER_SET_INFLIGHT_FD] = h_set_inflight_fd,
+	[VHOST_USER_SET_BACKEND_REQ_FD] = h_set_backend_req_fd,
 };
 
 static int handle(struct vhost_server *s, struct vhost_msg *m)
@@ -1624,12 +1643,13 @@ static void server_free(struct vhost_server *s)
 
 	guard_watch(s, false);
 	gmem_guard_destroy(s->guard);
+	vhost_backend_req_destroy(s->breq);
 	if (s->timer_watched)
 		loop_del_fd(s->ctrl, s->timer_fd);
 	close_fd(&s->timer_fd);
 	free(s->vrings);
 	free(s->vpriv);
-	free(s->path);
+	free(s->file.path);
 	free(s);
 	if (sem)
 		sem_post(sem);
@@ -1671,6 +1691,7 @@ static void conn_finish_close(struct vhost_server *s)
 	gmem_guard_reset(s->guard);   /* every mapping is gone: start afresh */
 	gmem_log_put(s->log);
 	s->log = NULL;
+	vhost_backend_req_reset(s->breq);
 	vhost_msg_rx_reset(&s->rx);
 	vhost_msg_tx_reset(&s->tx);
 	s->msg_pending = false;
@@ -1755,88 +1776,14 @@ static void listen_cb(void *opaque, uint32_t events)
 
 /* ---- socket setup ----------------------------------------------------- */
 
-/* Is a live process listening on @sa? ECONNREFUSED means a stale file. */
-static int probe_stale(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
-	close(fd);
-	if (ret == -ECONNREFUSED)
-		return 0;
-	return -EADDRINUSE;
-}
-
 static int listen_on_path(struct vhost_server *s, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, ret;
+	int fd = sock_listen_unix(path, LISTEN_BACKLOG, 0, &s->file);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		if (ret != -EADDRINUSE)
-			goto err_close;
-		/* Replace only a socket file nobody answers on. */
-		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-			ret = -EADDRINUSE;
-			goto err_close;
-		}
-		ret = probe_stale(&sa);
-		if (ret)
-			goto err_close;
-		log_info("vhost: replacing stale socket %s", path);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			ret = -errno;
-			goto err_close;
-		}
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			ret = -errno;
-			goto err_close;
-		}
-	}
-	if (lstat(path, &st) < 0) {
-		ret = -errno;
-		goto err_unlink;
-	}
-	if (listen(fd, LISTEN_BACKLOG) < 0) {
-		ret = -errno;
-		goto err_unlink;
-	}
-	s->path = strdup(path);
-	if (!s->path) {
-		ret = -ENOMEM;
-		goto err_unlink;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
+		return fd;
 	s->listen_fd = fd;
 	return 0;
-
-err_unlink:
-	unlink(path);
-err_close:
-	close(fd);
-	return ret;
-}
-
-/* Remove our socket file, unless someone replaced it meanwhile. */
-static void unlink_path(struct vhost_server *s)
-{
-	struct stat st;
-
-	if (s->path && lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev &&
-	    st.st_ino == s->sock_ino)
-		unlink(s->path);
 }
 
 /* An inherited fd: a listening socket, or an already connected one. */
@@ -1885,6 +1832,13 @@ static void create_in_loop(void *arg)
 		return;
 	}
 	s->timer_watched = true;
+	a->ret = vhost_backend_req_create(s->ctrl, s->name, 0, &s->breq);
+	if (a->ret) {
+		guard_watch(s, false);
+		loop_del_fd(s->ctrl, s->timer_fd);
+		s->timer_watched = false;
+		return;
+	}
 	if (fd >= 0) {
 		s->conn_fd = -1;
 		a->ret = conn_open(s, fd);
@@ -1899,6 +1853,8 @@ static void create_in_loop(void *arg)
 		guard_watch(s, false);
 		loop_del_fd(s->ctrl, s->timer_fd);
 		s->timer_watched = false;
+		vhost_backend_req_destroy(s->breq);
+		s->breq = NULL;
 	}
 }
 
@@ -1969,7 +1925,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 
 err_close:
 	if (s->listen_fd >= 0 && path) {
-		unlink_path(s);
+		sock_file_remove(&s->file);
 		close(s->listen_fd);
 	}
 	/* An inherited fd stays the caller's on failure. */
@@ -1985,7 +1941,7 @@ static void destroy_in_loop(void *arg)
 	s->destroying = true;
 	listen_watch(s, false);
 	if (s->listen_fd >= 0) {
-		unlink_path(s);
+		sock_file_remove(&s->file);
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
@@ -2014,6 +1970,15 @@ void vhost_server_destroy(struct vhost_server *s)
 	while (sem_wait(&sem) < 0 && errno == EINTR)
 		;
 	sem_destroy(&sem);
+}
+
+int vhost_server_backend_send(struct vhost_server *s, uint32_t request,
+			      const void *payload, uint32_t size, vhost_backend_req_cb cb,
+			      void *arg)
+{
+	if (s->conn_fd < 0 || s->closing)
+		return -ENOTCONN;
+	return vhost_backend_req_send(s->breq, request, payload, size, cb, arg);
 }
 
 bool vhost_server_connected(const struct vhost_server *s)

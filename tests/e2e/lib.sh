@@ -237,8 +237,10 @@ e2e_make_initrd() {
 
 # e2e_qemu_cmd --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
 #              [--append ARGS] [--device-opts OPTS] [--reconnect]
-#              [--monitor PATH] [--incoming URI] [--log-append]
+#              [--monitor PATH] [--incoming URI] [--log-append] [--qemu-arg ARG]
 # Sets E2E_QEMU_CMD, the guest's QEMU command line (under `timeout`).
+# --qemu-arg: one more QEMU argument (repeatable), e.g. a PCIe root port
+# for a disk hot-plugged later.
 # --monitor: an HMP monitor on a unix socket (e2e_hmp talks to it);
 # --incoming: wait for a migration stream (-incoming URI); --log-append:
 # the console continues the log (a migrated guest's second half).
@@ -260,6 +262,7 @@ e2e_qemu_cmd() {
 		--monitor) mon="unix:$2,server=on,wait=off"; shift 2 ;;
 		--incoming) extra+=(-incoming "$2"); shift 2 ;;
 		--log-append) con_extra=",append=on"; shift ;;
+		--qemu-arg) extra+=("$2"); shift 2 ;;
 		*) e2e_die "e2e_qemu_cmd: unknown option $1" ;;
 		esac
 	done

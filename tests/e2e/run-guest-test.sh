@@ -20,8 +20,9 @@ usage() {
 	  --vblkd PATH      vblkd binary (default \$VBLKD)
 	  --backend-arg ARG one more backend argument (repeatable), e.g. --direct
 	  --rbd             vblkd: serve an RBD image (the image's contents imported)
-	                    on a single-node Ceph cluster (scripts/ceph-cluster.sh)
-	                    started for this test
+	                    on a single-node Ceph cluster (scripts/ceph-cluster.sh):
+	                    the run's when \$VBLK_CEPH_CONF names its ceph.conf
+	                    (scripts/test.sh), else one started for this test
 	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
 	  --append ARGS     extra guest kernel command line
 	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
@@ -43,6 +44,13 @@ usage() {
 	  --migrate-gap SEC seconds before each migration (default 3)
 	  --backend-env K=V environment for the backend (repeatable), e.g. the
 	                    test-only VBLKD_TEST_SKIP_DATA_LOG=1
+	  --control         vblkd: with a control socket; once the guest prints the
+	                    marker, resize the export (--resize-to) with vblkctl, then
+	                    add a second export at runtime, hot-plug it into QEMU
+	                    (device_add over HMP), and once the guest is done with
+	                    it unplug it and remove the export (guest/hotplug-resize.sh)
+	  --resize-to SIZE  --control: the export's new size (default 256M)
+	  --vblkctl PATH    vblkctl binary (default \$VBLKCTL)
 	EOF
 	exit 2
 }
@@ -53,11 +61,12 @@ usage() {
 (($# >= 2)) || usage
 backend=$1 test=$2
 shift 2
-queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir=''
+queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir='' rbd_image=''
 
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
 migrations=0 migrate_gap=3
+control=0 resize_to=256M vblkctl_bin=${VBLKCTL:-}
 backend_env=()
 vblkd_bin=${VBLKD:-}
 expects=()
@@ -84,6 +93,9 @@ while (($#)); do
 	--migrate) migrations=$2; shift 2 ;;
 	--migrate-gap) migrate_gap=$2; shift 2 ;;
 	--backend-env) backend_env+=("$2"); shift 2 ;;
+	--control) control=1; shift ;;
+	--resize-to) resize_to=$2; shift 2 ;;
+	--vblkctl) vblkctl_bin=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "unknown option: $1" >&2; usage ;;
 	esac
@@ -104,6 +116,12 @@ esac
 [[ $migrations =~ ^[0-9]+$ ]] || e2e_die "--migrate wants a count"
 [[ $migrate_gap =~ ^[0-9]+(\.[0-9]+)?$ ]] || e2e_die "--migrate-gap wants seconds"
 ((migrations == 0 || reconnect == 0)) || e2e_die "--migrate and --chaos/--reconnect do not mix"
+if ((control)); then
+	[[ $backend == vblkd ]] || e2e_die "--control is for the vblkd backend"
+	((migrations == 0 && reconnect == 0)) || e2e_die "--control does not mix with --migrate/--chaos"
+	[[ -x $vblkctl_bin ]] || e2e_die "--control: give --vblkctl PATH (or set VBLKCTL)"
+	vblkctl_bin=$(realpath "$vblkctl_bin")
+fi
 
 case $backend in
 qsd) command -v qemu-storage-daemon >/dev/null || { e2e_log "SKIP: no qemu-storage-daemon"; exit 77; } ;;
@@ -129,6 +147,7 @@ label="$backend/$test q=$queues"
 ((rbd)) && label+=" rbd"
 ((reconnect)) && label+=" reconnect"
 [[ -n $chaos_sig ]] && label+=" chaos=SIG$chaos_sig"
+((control)) && label+=" control"
 ((migrations)) && label+=" migrate=$migrations"
 ((${#backend_env[@]})) && label+=" env=${backend_env[*]}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-e2e.XXXXXX")
@@ -158,6 +177,9 @@ cleanup() {
 	[[ -n $E2E_QEMU_PID ]] && { stop_pid "$E2E_QEMU_PID" || true; }
 	[[ -n $backend_pid ]] && { stop_pid "$backend_pid" || true; }
 	[[ -n $ceph_dir ]] && { "$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" stop "$ceph_dir" || true; }
+	# The run's shared cluster stays up: remove our image from it.
+	[[ -z $ceph_dir && -n $rbd_image ]] &&
+		{ timeout 60 rbd -c "$VBLK_CEPH_CONF" rm --no-progress "$rbd_image" >/dev/null 2>&1 || true; }
 	if ((keep)); then
 		e2e_log "kept $tmp"
 	else
@@ -218,6 +240,11 @@ vblkd)
 	((rbd)) && exp[DISCARD_ZEROES]=1
 	;;
 esac
+# --control: what the guest sees after the resize, and the hot-plugged disk.
+if ((control)); then
+	exp[NEW_SECTORS]=$(($(numfmt --from=iec "$resize_to") / 512))
+	exp[HOT_SECTORS]=$((64 * 2048))
+fi
 for kv in "${expects[@]}"; do
 	[[ $kv == *=* ]] || e2e_die "--expect wants KEY=VALUE, got '$kv'"
 	exp[${kv%%=*}]=${kv#*=}
@@ -246,16 +273,23 @@ qsd)
 vblkd)
 	bcmd=("$vblkd_bin" "--socket-path=$sock" "--num-queues=$queues")
 	if ((rbd)); then
-		ceph_dir=$tmp/ceph
-		ceph_conf=$("$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" start "$ceph_dir") ||
-			e2e_die "no Ceph cluster (logs in $ceph_dir/log)"
-		rbd -c "$ceph_conf" import --no-progress "$img" rbd/disk >/dev/null ||
+		if [[ -n ${VBLK_CEPH_CONF:-} ]]; then
+			ceph_conf=$VBLK_CEPH_CONF
+		else
+			ceph_dir=$tmp/ceph
+			ceph_conf=$("$E2E_LIB_DIR/../../scripts/ceph-cluster.sh" start "$ceph_dir") ||
+				e2e_die "no Ceph cluster (logs in $ceph_dir/log)"
+		fi
+		# Named for this run: a shared cluster holds other tests' images.
+		rbd_image=rbd/e2e-${tmp##*.}
+		timeout 120 rbd -c "$ceph_conf" import --no-progress "$img" "$rbd_image" >/dev/null ||
 			e2e_die "rbd import failed"
-		bcmd+=("--rbd=rbd/disk" "--ceph-conf=$ceph_conf")
+		bcmd+=("--rbd=$rbd_image" "--ceph-conf=$ceph_conf")
 	else
 		bcmd+=("--file=$img")
 	fi
 	((ro)) && bcmd+=(--read-only)
+	((control)) && bcmd+=("--control=$tmp/ctl.sock")
 	# A second export of the same image: one process, one page cache.
 	((migrations)) && bcmd+=("--export=socket-path=$sock2,file=$img,num-queues=$queues,read-only=$((ro ? 1 : 0))")
 	;;
@@ -450,6 +484,68 @@ migrate_all() {
 	return 0
 }
 
+# control_hook (called by e2e_run_qemu while QEMU runs, --control): the
+# guest (guest/hotplug-resize.sh) prints a marker at each step and waits
+# for what the host does next: resize its disk; hot-plug a disk added at
+# runtime; unplug it. Each vblkctl call is logged with its output.
+control_fails=()
+hot_sock=$tmp/hot.sock hot_img=$tmp/hot.img
+ctl() {
+	local out rc=0
+	out=$("$vblkctl_bin" --control="$tmp/ctl.sock" "$@" 2>&1) || rc=$?
+	e2e_log "vblkctl $*: $(tr '\n' ' ' <<<"$out")(exit $rc)"
+	printf '%s' "$out"
+	return "$rc"
+}
+# wait_console TEXT [SECONDS]: 1 if QEMU exited or time ran out first.
+wait_console() {
+	local end=$((SECONDS + ${2:-300}))
+	until grep -aq -- "$1" "$tmp/console.log" 2>/dev/null; do
+		kill -0 "$E2E_QEMU_PID" 2>/dev/null && ((SECONDS < end)) || return 1
+		sleep 0.1
+	done
+}
+# shellcheck disable=SC2317 # invoked through e2e_run_qemu --hook
+control_hook() {
+	local mon=$tmp/mon0.sock out i
+	if ! wait_console VBLK-E2E-IO-STARTED; then
+		control_fails+=("the guest never got ready")
+		return 0
+	fi
+	out=$(ctl resize "$sock" "$resize_to") || control_fails+=("vblkctl resize failed")
+	grep -q "the guest was told" <<<"$out" || control_fails+=("the guest was not told of the resize")
+	if ! wait_console VBLK-E2E-RESIZED; then
+		control_fails+=("the guest did not finish with the resized disk")
+		return 0
+	fi
+	truncate -s 64M "$hot_img"
+	ctl add "socket-path=$hot_sock,file=$hot_img,num-queues=2" >/dev/null ||
+		control_fails+=("vblkctl add failed")
+	e2e_hmp "$mon" "chardev-add socket,id=hot0,path=$hot_sock" >&2
+	out=$(e2e_hmp "$mon" "device_add vhost-user-blk-pci,chardev=hot0,id=hotblk,bus=hotport,num-queues=2,queue-size=1024")
+	[[ -z $out ]] || control_fails+=("device_add: $out")
+	if ! wait_console VBLK-E2E-HOTPLUG-DONE; then
+		control_fails+=("the guest did not finish with the hot-plugged disk")
+		return 0
+	fi
+	ctl remove "$hot_sock" >/dev/null && control_fails+=("remove succeeded with the VM connected")
+	e2e_hmp "$mon" "device_del hotblk" >&2
+	# The chardev is free once the guest let the device go.
+	for ((i = 0; i < 300; i++)); do
+		out=$(e2e_hmp "$mon" "chardev-remove hot0")
+		[[ -z $out ]] && break
+		sleep 0.1
+	done
+	[[ -z $out ]] || control_fails+=("chardev-remove: $out")
+	for ((i = 0; i < 100; i++)); do
+		"$vblkctl_bin" --control="$tmp/ctl.sock" list "$hot_sock" | grep -q "^connected: *no" && break
+		sleep 0.1
+	done
+	ctl remove "$hot_sock" >/dev/null || control_fails+=("remove failed after the unplug")
+	[[ ! -e $hot_sock ]] || control_fails+=("the removed export's socket file remains")
+	return 0
+}
+
 e2e_log "backend: ${bcmd[*]@Q}"
 : >"$blog"
 if ! start_backend; then
@@ -469,6 +565,8 @@ if ((migrations)); then
 else
 	hook=()
 	[[ -n $chaos_sig ]] && hook=(--hook chaos_hook)
+	((control)) && hook=(--hook control_hook --monitor "$tmp/mon0.sock"
+		--qemu-arg -device --qemu-arg pcie-root-port,id=hotport,chassis=1,slot=1)
 	e2e_run_qemu "${qargs[@]}" "${hook[@]}" || grc=$?
 fi
 boot=$((SECONDS - boot))
@@ -479,6 +577,7 @@ if [[ -n $chaos_sig ]]; then
 	fails+=("${chaos_fails[@]}")
 	e2e_log "chaos: $chaos_kills of ${#chaos_ms[@]} SIG$chaos_sig kills done (seed $chaos_seed)"
 fi
+((control)) && fails+=("${control_fails[@]}")
 if ((migrations)); then
 	fails+=("${migrate_fails[@]}")
 	((migrations_done == migrations)) || fails+=("$migrations_done of $migrations migrations done")

@@ -68,6 +68,7 @@ struct vblk_client {
 	/* vblk_client_io requests that timed out: still on a ring, freed last. */
 	struct vblk_req **orphans;
 	unsigned norphans;
+	int backend_fd;             /* our end of the backend request channel, or -1 */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -366,7 +367,18 @@ static int client_handshake(struct vblk_client *c)
 
 	ret = client_get_features(c);
 	ret = ret ?: client_protocol(c, PROTO(MQ) | PROTO(REPLY_ACK) | PROTO(CONFIG) |
-				     (c->o.inflight ? PROTO(INFLIGHT_SHMFD) : 0));
+				     (c->o.inflight ? PROTO(INFLIGHT_SHMFD) : 0) |
+				     (c->o.backend_req ? PROTO(BACKEND_REQ) : 0));
+	/* QEMU gives the backend channel right after the protocol features. */
+	if (!ret && c->o.backend_req) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return -errno;
+		c->backend_fd = sv[0];
+		ret = vhost_frontend_request(c->f, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1);
+		close(sv[1]);
+	}
 	ret = ret ?: client_check_queue_num(c);
 	ret = ret ?: vhost_frontend_get_max_mem_slots(c->f, &v);
 	if (ret)
@@ -668,6 +680,7 @@ int vblk_client_connect(const char *path, const struct vblk_client_opts *o,
 		return -ENOMEM;
 	c->memfd = -1;
 	c->inflight_fd = -1;
+	c->backend_fd = -1;
 	c->mem = MAP_FAILED;
 	for (q = 0; q < VBLK_CLIENT_MAX_QUEUES; q++)
 		c->q[q].kick_fd = c->q[q].call_fd = c->q[q].err_fd = -1;
@@ -722,6 +735,7 @@ void vblk_client_destroy(struct vblk_client *c)
 	if (!c)
 		return;
 	vhost_frontend_destroy(c->f);
+	close_fd(&c->backend_fd);
 	for (unsigned q = 0; q < VBLK_CLIENT_MAX_QUEUES; q++) {
 		if (c->q[q].drv.next_free)
 			virtq_drv_fini(&c->q[q].drv);
@@ -1133,4 +1147,36 @@ bool vblk_sock_closed_by_peer(int fd, int timeout_ms)
 		if (n < 0)
 			return false;
 	}
+}
+
+int vblk_client_backend_fd(const struct vblk_client *c)
+{
+	return c->backend_fd;
+}
+
+int vblk_client_backend_take(int fd, int timeout_ms)
+{
+	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
+	uint64_t zero = 0;
+	char payload[256];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+		return -1;
+	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+		return -1;
+	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+		ack.request = hdr.request;
+		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+		ack.size = sizeof(zero);
+		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+			return -1;
+	}
+	return (int)hdr.request;
+}
+
+int vblk_client_refresh_config(struct vblk_client *c)
+{
+	return vhost_frontend_get_config(c->f, 0, &c->cfg, sizeof(c->cfg));
 }

@@ -59,6 +59,9 @@ struct vblk_client_opts {
 	 * does so that a restarted backend can resume (vblk_client_reconnect). */
 	bool inflight;
 	enum vblk_client_flavor flavor;
+	/* QEMU flavor: negotiate BACKEND_REQ and give a backend request
+	 * channel (vblk_client_backend_fd is our end). */
+	bool backend_req;
 };
 
 struct vblk_client;
@@ -196,6 +199,14 @@ void vblk_client_raw_publish_split(struct vblk_client *c, unsigned q, uint16_t h
  */
 void vblk_client_raw_publish_packed(struct vblk_client *c, unsigned q,
 				    const struct vring_packed_desc *descs, unsigned n);
+
+/* Our end of the backend request channel (opts.backend_req), or -1. */
+int vblk_client_backend_fd(const struct vblk_client *c);
+/* Read the next message on backend channel @fd (waiting up to
+ * @timeout_ms), acking it when it asks for a reply: its request, or -1. */
+int vblk_client_backend_take(int fd, int timeout_ms);
+/* GET_CONFIG again: vblk_client_config() shows the device's config now. */
+int vblk_client_refresh_config(struct vblk_client *c);
 
 /* ---- test helpers ---------------------------------------------------------- */
 

@@ -1018,6 +1018,34 @@ static void gen_vhost(void)
 	free(b.p);
 }
 
+/* ---- control socket requests: text lines ----------------------------------- */
+
+static void gen_mgmt(void)
+{
+	static const char *const seeds[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"help\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"version\",\"params\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"t\",\"params\":"
+		"{\"s\":\"x\",\"n\":18446744073709551615,\"b\":true}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"t\",\"params\":{\"n\":-1,\"s\":5}}",
+		"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"help\"},"
+		"{\"jsonrpc\":\"2.0\",\"method\":\"t\"},7]",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"version\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"t\",\"params\":[1,2]}",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+		"{\"jsonrpc\":\"2.0\",\"id\":1.5e300,\"method\":\"t\\u0000\"}",
+		"42",
+	};
+	struct buf b = { 0 };
+
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		b.len = 0;
+		buf_put(&b, seeds[i], strlen(seeds[i]));
+		emit("fuzz_mgmt_rpc", &b, "seed-%02zu", i);
+	}
+	free(b.p);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--check") == 0) {
@@ -1035,6 +1063,7 @@ int main(int argc, char **argv)
 	gen_indirect();
 	gen_blk();
 	gen_vhost();
+	gen_mgmt();
 	if (check_only) {
 		printf("gen_seeds: %u seeds checked, %u out of date%s\n", n_written, n_stale,
 		       n_stale ? " (regenerate: see tests/fuzz/README.md)" : "");

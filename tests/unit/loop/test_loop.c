@@ -109,6 +109,29 @@ static void on_b(void *opaque, uint32_t ev)
 	loop_stop(c->l);
 }
 
+/* A second check of the condition passes: loop_run_until iterates once. */
+static bool second_time(void *arg)
+{
+	return ++*(int *)arg >= 2;
+}
+
+/*
+ * The same deletion, then the callback runs the loop itself (the control
+ * thread removing an export waits for its queues this way): the nested
+ * batch must not free b's handler, which the outer batch still holds.
+ */
+static void on_a_nested(void *opaque, uint32_t ev)
+{
+	struct ctx *c = opaque;
+	int checks = 0;
+
+	drain(c->fd_a);
+	c->hits_a++;
+	loop_del_fd(c->l, c->fd_b);
+	loop_run_until(c->l, second_time, &checks, 50);
+	loop_stop(c->l);
+}
+
 static void in_thread_fn(void *arg)
 {
 	struct ctx *c = arg;
@@ -170,6 +193,22 @@ int main(void)
 	ok(idle_count >= 1, "idle callback ran after the batch");
 	is(loop_del_fd(c.l, c.fd_a) + loop_del_fd(c.l, c.fd_b), -ENOENT,
 	   "exactly one handler remains to delete");
+	loop_destroy(c.l);
+	close(c.fd_a);
+	close(c.fd_b);
+
+	/* The same, with a nested loop_run_until in a's callback. */
+	c = (struct ctx){ 0 };
+	ok(loop_create("nested", &c.l) == 0, "create loop (nested run)");
+	c.fd_a = eventfd(0, EFD_NONBLOCK);
+	c.fd_b = eventfd(0, EFD_NONBLOCK);
+	loop_add_fd(c.l, c.fd_a, EPOLLIN, on_a_nested, &c);
+	loop_add_fd(c.l, c.fd_b, EPOLLIN, on_b, &c);
+	kick(c.fd_a);
+	kick(c.fd_b);
+	loop_run(c.l);
+	is(c.hits_a + c.hits_b, 1,
+	   "a handler deleted before a nested loop_run_until does not run (nor is freed under the batch)");
 	loop_destroy(c.l);
 	close(c.fd_a);
 	close(c.fd_b);
