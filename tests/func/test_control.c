@@ -35,13 +35,7 @@ static char ctl[300], sock[300], img[300], log_path[300];
 
 static void dump_log(void)
 {
-	char line[512];
-	FILE *f = fopen(log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		diag("vblkd: %.*s", (int)strcspn(line, "\n"), line);
-	if (f)
-		fclose(f);
+	vblkd_log_dump(log_path);
 }
 
 static int ctl_connect(void)

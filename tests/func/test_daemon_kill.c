@@ -42,13 +42,7 @@ static uint8_t buf[BLK];
 
 static void dump_log(void)
 {
-	char line[512];
-	FILE *f = fopen(log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		diag("vblkd: %.*s", (int)strcspn(line, "\n"), line);
-	if (f)
-		fclose(f);
+	vblkd_log_dump(log_path);
 }
 
 /* N of the daemon's "resubmitting N requests" line, or -1. */

@@ -138,13 +138,7 @@ static int dwz(struct vblk_client *c, uint32_t type, uint64_t off, uint64_t len)
 
 static void dump_log(void)
 {
-	char line[512];
-	FILE *f = fopen(log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		diag("vblkd: %.*s", (int)strcspn(line, "\n"), line);
-	if (f)
-		fclose(f);
+	vblkd_log_dump(log_path);
 }
 
 /* Wait (TMO at most) until @n requests on queue 0 are done; how many are. */

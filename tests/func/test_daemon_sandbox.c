@@ -50,13 +50,7 @@ static bool log_has(const char *what)
 
 static void dump_log(void)
 {
-	char line[512];
-	FILE *f = fopen(log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		diag("vblkd: %.*s", (int)strcspn(line, "\n"), line);
-	if (f)
-		fclose(f);
+	vblkd_log_dump(log_path);
 }
 
 /* A number from /proc/PID/status ("Seccomp:", "Uid:"); -1 if missing. */
