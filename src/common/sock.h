@@ -25,6 +25,12 @@ struct sock_file {
  * Context: any thread; with @mode, only while no other thread creates files.
  */
 int sock_listen_unix(const char *path, int backlog, mode_t mode, struct sock_file *f);
+/*
+ * sock_connect_unix - a blocking, close-on-exec stream socket connected
+ * to @path. Return: the fd, or -errno (-ENAMETOOLONG for a path that does
+ * not fit sun_path).
+ */
+int sock_connect_unix(const char *path);
 /* Remove the file made by sock_listen_unix unless it was replaced; free. */
 void sock_file_remove(struct sock_file *f);
 

@@ -10,9 +10,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 
 #include "common/compiler.h"
+#include "common/sock.h"
 #include "vhost/vhost_frontend.h"
 
 struct vhost_frontend {
@@ -36,26 +36,13 @@ int vhost_frontend_from_fd(int fd, struct vhost_frontend **out)
 
 int vhost_frontend_connect(const char *path, struct vhost_frontend **out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, ret;
+	int fd = sock_connect_unix(path), ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
+		return fd;
 	ret = vhost_frontend_from_fd(fd, out);
 	if (ret)
-		goto err_close;
-	return 0;
-
-err_close:
-	close(fd);
+		close(fd);
 	return ret;
 }
 

@@ -653,15 +653,8 @@ int main(int argc, char **argv)
 	ok(vblkd_proc_alive(&proc), "vblkd is still running");
 	st = vblkd_proc_stop(&proc);
 	ok(st == 0, "vblkd exits 0 on SIGTERM (%s)", vblkd_proc_describe(&proc, how, sizeof(how)));
-	if (tap_failed__) {
-		char line[512];
-		FILE *f = fopen(log_path, "r");
-
-		while (f && fgets(line, sizeof(line), f))
-			diag("vblkd: %.*s", (int)strcspn(line, "\n"), line);
-		if (f)
-			fclose(f);
-	}
+	if (tap_failed__)
+		vblkd_log_dump(log_path);
 	cleanup();
 	return tap_done();
 }
