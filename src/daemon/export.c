@@ -242,9 +242,14 @@ static void equeue_process(struct equeue *q)
 			struct ereq *r;
 
 			if (budget == 0) {
-				if (virtq_has_avail(vq))
+				if (virtq_has_avail(vq)) {
 					equeue_yield(q);
-				goto out;
+					goto out;
+				}
+				/* Spent exactly on what was there: kicks go
+				 * back on below, or nothing would wake an
+				 * event-mode iothread for the next chain. */
+				break;
 			}
 			r = equeue_req_get(q);
 

@@ -4,7 +4,10 @@
  * libvblk: write + read-back verify on two queues, then the iothread's CPU
  * time over 300 ms of idle (connection open, no I/O): ~0 in event and
  * adaptive, most of the interval in poll. The numbers are printed; only
- * the idle-cost direction is asserted (the machine may be shared).
+ * the idle-cost direction is asserted (the machine may be shared). Then
+ * bursts at the edges of a 1024-entry ring: exactly one iothread pass of
+ * work (256 chains, its budget) in one kick, and the full ring, each three
+ * times: a pass that ends on its budget must turn guest kicks back on.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +30,7 @@
 #define BS 4096u
 #define NBLK 512u
 #define QD 32u
+#define RING 1024u          /* the largest ring QEMU configures */
 
 static char dir[64], sock[128], img[128];
 static const char *vblkd_path;
@@ -120,13 +124,13 @@ static double task_run_ms(pid_t pid, int tid)
 /* Reap n completions; returns how many failed, or <0 on a timeout. */
 static int reap(struct vblkq *q, unsigned n)
 {
-	struct vblk_completion c[QD];
+	static struct vblk_completion c[RING];
 	unsigned got = 0;
 	int bad = 0;
 
 	while (got < n) {
 		struct timespec t = { 5, 0 };
-		int k = vblkq_do_io(q, c, 1, QD, &t);
+		int k = vblkq_do_io(q, c, 1, (int)(n - got), &t);
 
 		if (k <= 0) {
 			diag("do_io: %d %s", k, vblk_get_error_msg());
@@ -176,6 +180,44 @@ static void write_verify(struct vblk *v, const char *mode, unsigned seed)
 	vblk_free_mem_region(v, &r);
 }
 
+/*
+ * Up to @n writes submitted with one kick (fewer if the ring fills first:
+ * -EAGAIN; a request takes several descriptors), all reaped; three rounds.
+ */
+static void burst(struct vblk *v, const char *mode, unsigned n)
+{
+	struct vblk_mem_region r;
+	struct vblkq *q = vblk_get_queue(v, 0);
+	unsigned queued = n;
+	int bad = 0;
+
+	if (vblk_alloc_mem_region(v, (size_t)n * BS, &r)) {
+		ok(0, "%s: alloc mem region", mode);
+		return;
+	}
+	memset(r.addr, 0x5a, (size_t)n * BS);
+	for (unsigned round = 0; round < 3 && !bad; round++) {
+		int k;
+
+		for (unsigned i = 0; i < n; i++) {
+			k = vblkq_write(q, (uint64_t)i * BS, (char *)r.addr + (size_t)i * BS, BS,
+					NULL, 0);
+			if (k == -EAGAIN) {
+				queued = i;
+				break;
+			}
+			bad += k != 0;
+		}
+		k = reap(q, queued);
+		if (k < 0)
+			diag("%s: burst of %u, round %u: completions stopped", mode, queued, round);
+		bad += k < 0 ? 1000 : k;
+	}
+	ok(queued >= 256, "%s: a burst fills the %u ring with %u requests", mode, RING, queued);
+	is(bad, 0, "%s: 3 bursts of %u writes in one kick all complete", mode, queued);
+	vblk_free_mem_region(v, &r);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const modes[] = { "event", "poll", "adaptive" };
@@ -203,7 +245,7 @@ int main(int argc, char **argv)
 		ret = ret ?: vblk_set_str(v, "path", sock);
 		ret = ret ?: vblk_connect(v);
 		ret = ret ?: vblk_set_int(v, "num-queues", 2);
-		ret = ret ?: vblk_set_int(v, "queue-size", 256);
+		ret = ret ?: vblk_set_int(v, "queue-size", RING);
 		ret = ret ?: vblk_start(v);
 		is(ret, 0, "%s: libvblk connected and started", mode);
 		if (ret) {
@@ -234,6 +276,8 @@ int main(int argc, char **argv)
 		}
 		/* Still served after the idle period (adaptive woke up again). */
 		write_verify(v, mode, m + 7);
+		burst(v, mode, 256);
+		burst(v, mode, RING);
 		vblk_destroy(&v);
 		stop(pid);
 	}
