@@ -148,6 +148,13 @@ int control_add(struct control *c, struct export_opts *o, char **owned, unsigned
 	}
 	c->next_queue += p->num_queues;
 	c->list[c->n++] = (struct dexport){ .e = e, .owned = owned, .nowned = nowned };
+	if (p->storage.engine == STORAGE_RBD && c->p.poll_event_for_rbd) {
+		c->p.poll_event_for_rbd = false;
+		log_info("an rbd export: iothreads switch to poll mode event");
+		for (unsigned i = 0; i < c->p.niothreads; i++)
+			if (iothread_set_poll_mode(c->p.iothreads[i], LOOP_POLL_EVENT, 0))
+				log_warn("iothread %u: cannot switch to event mode for rbd", i);
+	}
 	log_info("serving %s on %s (%u queue%s%s)",
 		 p->storage.engine == STORAGE_NULL ? "null device" : p->storage.path,
 		 p->socket_path ? p->socket_path : "inherited fd", p->num_queues,

@@ -28,6 +28,9 @@ struct control_params {
 	/* Exports added at runtime may use the rbd engine (its network and
 	 * threads are allowed by the sandbox, or there is no sandbox). */
 	bool runtime_rbd;
+	/* No --poll-mode was given and iothreads poll adaptively: the first rbd
+	 * export added switches them to event mode (as at start, see vblkd.c). */
+	bool poll_event_for_rbd;
 };
 
 /* Context: the control thread (all of these). */

@@ -167,6 +167,7 @@ struct config {
 	bool main_used;          /* the flat options describe exports[0] */
 	unsigned iothreads;
 	enum loop_poll_mode poll_mode;
+	bool poll_mode_set;      /* --poll-mode given; else see default_poll_mode */
 	unsigned poll_idle_us;
 	unsigned shutdown_timeout;  /* seconds */
 	bool caps;
@@ -229,6 +230,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 			if (loop_poll_mode_parse(optarg, &c->poll_mode))
 				return opt_fail("invalid poll-mode '%s': expected event, poll or adaptive",
 					    optarg);
+			c->poll_mode_set = true;
 			break;
 		case OPT_POLL_IDLE:
 			ret = opt_parse_uint("poll-idle-us", optarg, 0, MAX_POLL_IDLE_US,
@@ -393,6 +395,22 @@ int main(int argc, char **argv)
 		log_err("cannot set up signal handling: %s", strerror(errno));
 		goto out_ctrl;
 	}
+	for (unsigned i = 0; i < c.nexports; i++)
+		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
+	/*
+	 * Without --poll-mode, a daemon serving rbd waits for events: an rbd
+	 * request spends hundreds of microseconds in librbd and the OSDs, so
+	 * polling gains no latency, and a polling iothread takes the CPU
+	 * librbd's threads (and, on a converged host, the OSDs) need. Measured
+	 * in bench/run.sh --only rbd; see "Ceph RBD images" in
+	 * docs/operations.md.
+	 */
+	if (!c.poll_mode_set && c.sandbox.rbd)
+		c.poll_mode = LOOP_POLL_EVENT;
+	cp.poll_event_for_rbd = !c.poll_mode_set && !c.sandbox.rbd;
+	log_info("%u iothread%s, poll mode %s%s", niothreads, niothreads == 1 ? "" : "s",
+		 loop_poll_mode_name(c.poll_mode),
+		 c.poll_mode_set ? "" : c.sandbox.rbd ? " (the default with rbd)" : " (the default)");
 	for (unsigned i = 0; i < niothreads; i++) {
 		ret = iothread_create(i, &iothreads[i]);
 		if (ret) {
@@ -406,8 +424,6 @@ int main(int argc, char **argv)
 			goto out_iothreads;
 		}
 	}
-	for (unsigned i = 0; i < c.nexports; i++)
-		c.sandbox.rbd |= c.exports[i].p.storage.engine == STORAGE_RBD;
 	cp.ctrl = ctrl;
 	cp.iothreads = iothreads;
 	cp.niothreads = niothreads;

@@ -744,15 +744,22 @@ int loop_set_poll_mode(struct loop *l, enum loop_poll_mode mode, uint64_t idle_n
 	return 0;
 }
 
+static const char *const poll_mode_names[] = {
+	[LOOP_POLL_EVENT] = "event",
+	[LOOP_POLL_BUSY] = "poll",
+	[LOOP_POLL_ADAPTIVE] = "adaptive",
+};
+
+const char *loop_poll_mode_name(enum loop_poll_mode mode)
+{
+	return (unsigned)mode < ARRAY_SIZE(poll_mode_names) ? poll_mode_names[mode] : "?";
+}
+
 int loop_poll_mode_parse(const char *s, enum loop_poll_mode *out)
 {
-	static const char *const names[] = {
-		[LOOP_POLL_EVENT] = "event",
-		[LOOP_POLL_BUSY] = "poll",
-		[LOOP_POLL_ADAPTIVE] = "adaptive",
-	};
+	const char *const *names = poll_mode_names;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(poll_mode_names); i++) {
 		if (!strcmp(s, names[i])) {
 			*out = (enum loop_poll_mode)i;
 			return 0;

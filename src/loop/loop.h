@@ -118,5 +118,7 @@ int loop_set_poll_mode(struct loop *l, enum loop_poll_mode mode, uint64_t idle_n
 
 /* Parse "event" / "poll" / "adaptive". Returns 0 or -EINVAL. */
 int loop_poll_mode_parse(const char *s, enum loop_poll_mode *out);
+/* The --poll-mode name of @mode ("event", "poll", "adaptive"). */
+const char *loop_poll_mode_name(enum loop_poll_mode mode);
 
 #endif

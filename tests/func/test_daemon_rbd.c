@@ -220,6 +220,9 @@ static void test_io(void)
 	unsigned bad = 0, done;
 
 	is(le64toh(cfg->capacity), IMG_SIZE / SECT, "io: capacity from the image");
+	/* No --poll-mode: an rbd daemon waits for events (docs/operations.md). */
+	is(vblkd_log_count(log_path, "poll mode event (the default with rbd)"), 1u,
+	   "io: the default poll mode with rbd is event");
 	/* 4 MiB objects: straddle the first boundary. */
 	is(wr(c, 4 * MIB - 64 * 1024, 128 * 1024, 1), VIRTIO_BLK_S_OK, "io: write across objects");
 	is(wr(c, 0, 4096, 2), VIRTIO_BLK_S_OK, "io: write at 0");
