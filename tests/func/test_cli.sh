@@ -21,7 +21,7 @@ check() { # check DESCRIPTION CONDITION...
 expect_fail() {
 	local desc=$1 pat=$2; shift 2
 	local out rc
-	out=$(timeout 10 "$VBLKD" "$@" 2>&1 >/dev/null); rc=$?
+	out=$(timeout 30 "$VBLKD" "$@" 2>&1 >/dev/null); rc=$?
 	n=$((n + 1))
 	if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -qi -- "$pat" <<<"$out"; then
 		echo "ok $n - $desc"
