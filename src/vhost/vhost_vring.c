@@ -121,8 +121,7 @@ static void stop_done(void *arg)
 
 	/* The device has let go of the (queue) fields. */
 	vr->base = virtq_get_base(&vr->vq);
-	p->used_base = (uint16_t)((vr->vq.used_idx & 0x7fff) |
-				  ((unsigned)vr->vq.used_wrap_counter << 15));
+	p->used_base = virtq_get_used_base(&vr->vq);
 	vhost_log_ring_stop(vr);
 	virtq_fini(&vr->vq);
 	vr->started = false;
@@ -221,15 +220,7 @@ static void mem_swap_fn(void *arg)
 	struct gmem *old = vr->mem;
 
 	vr->mem = w->mem;
-	if (vr->vq.packed) {
-		vr->vq.pdesc = w->rp.desc;
-		vr->vq.driver_event = w->rp.driver;
-		vr->vq.device_event = w->rp.device;
-	} else {
-		vr->vq.desc = w->rp.desc;
-		vr->vq.avail = w->rp.driver;
-		vr->vq.used = w->rp.device;
-	}
+	virtq_set_rings(&vr->vq, w->rp.desc, w->rp.driver, w->rp.device);
 	w->mem = old;
 }
 
@@ -279,7 +270,7 @@ int mem_commit(struct vhost_server *s)
 
 		if (!vr->started)
 			continue;
-		if (vring_translate(s->next_mem, vr, vr->vq.packed, &rp)) {
+		if (vring_translate(s->next_mem, vr, virtq_is_packed(&vr->vq), &rp)) {
 			bad(s, "vring %u: ring not in the new memory table; stopping it", i);
 			vring_stop(s, vr);
 			stopping = true;
@@ -295,7 +286,7 @@ int mem_commit(struct vhost_server *s)
 		if (!vr->started)
 			continue;
 		/* Checked above; the table cannot have changed since. */
-		vring_translate(s->next_mem, vr, vr->vq.packed, &w.rp);
+		vring_translate(s->next_mem, vr, virtq_is_packed(&vr->vq), &w.rp);
 		w.mem = gmem_get(s->next_mem);
 		/* Not swapped: the ring keeps its old table (and mappings) until
 		 * the connection, marked broken, is closed. */
