@@ -187,7 +187,7 @@ static int h_set_mem_table(struct vhost_server *s, struct vhost_msg *m)
 	struct gmem *cur = NULL, *next;
 	int ret;
 
-	if (!s->next_mem) {
+	if (!mem_table_built(s)) {
 		for (unsigned i = 0; i < mt->nregions; i++) {
 			struct gmem_region_desc d;
 
@@ -207,7 +207,7 @@ static int h_add_mem_reg(struct vhost_server *s, struct vhost_msg *m)
 {
 	struct gmem_region_desc d;
 
-	if (!s->next_mem) {
+	if (!mem_table_built(s)) {
 		region_from_wire(&d, &m->payload.mem_reg.region);
 		if (region_add(s, s->mem, &d, m->fds[0], &s->next_mem))
 			return -EPROTO;
@@ -221,7 +221,7 @@ static int h_rem_mem_reg(struct vhost_server *s, struct vhost_msg *m)
 	int ret;
 
 	/* A fd sent along (QEMU 7.2 does) is closed unused with the message. */
-	if (!s->next_mem) {
+	if (!mem_table_built(s)) {
 		region_from_wire(&d, &m->payload.mem_reg.region);
 		ret = gmem_remove(s->mem, &d, &s->next_mem);
 		if (ret == -ENOENT) {

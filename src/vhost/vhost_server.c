@@ -119,7 +119,7 @@ static int conn_resume(struct vhost_server *s)
 {
 	int ret;
 
-	if (s->conn_watched || s->conn_fd < 0 || s->closing)
+	if (s->conn_watched || s->conn_fd < 0 || s->conn_state == CONN_CLOSING)
 		return 0;
 	ret = loop_add_fd(s->ctrl, s->conn_fd, conn_events(s), conn_cb, s);
 	if (ret) {
@@ -161,7 +161,7 @@ static void conn_dispatch(struct vhost_server *s)
 	s->in_dispatch = false;
 	if (r == H_PENDING) {
 		/* No more messages until the device has stopped the queues. */
-		s->msg_pending = true;
+		s->conn_state = CONN_PAUSED;
 		conn_pause(s);
 		return;
 	}
@@ -242,7 +242,7 @@ static unsigned msg_timeout_ms(const struct vhost_server *s)
 /* Bytes of a request received, or of a reply sent, but not all of it? */
 static bool conn_mid_message(const struct vhost_server *s)
 {
-	return s->conn_fd >= 0 && !s->closing && !s->msg_pending &&
+	return s->conn_state == CONN_READING &&
 	       (s->rx.hdr_got > 0 || vhost_msg_tx_pending(&s->tx));
 }
 
@@ -293,7 +293,7 @@ static bool stall_progress(struct vhost_server *s)
 	unsigned long p0 = s->progress;
 
 	conn_cb(s, vhost_msg_tx_pending(&s->tx) ? EPOLLOUT : EPOLLIN);
-	if (s->conn_fd < 0 || s->closing)
+	if (!conn_live(s))
 		return true;
 	if (p0 == s->progress && rx0 == s->rx.hdr_got + s->rx.payload_got && tx0 == s->tx.off)
 		return false;
@@ -338,7 +338,7 @@ static void guard_cb(void *opaque, uint32_t events)
 	struct vhost_server *s = opaque;
 	unsigned n = gmem_guard_reset(s->guard);
 
-	if (!n || s->conn_fd < 0 || s->closing)
+	if (!n || !conn_live(s))
 		return;
 	log_rl(LOG_ERR, "vhost %s: the frontend's shared memory shrank under its mapping "
 	       "(SIGBUS at %u page%s): closing the connection", s->name, n, n == 1 ? "" : "s");
@@ -420,11 +420,10 @@ static void conn_finish_close(struct vhost_server *s)
 	vhost_backend_req_reset(s->breq);
 	vhost_msg_rx_reset(&s->rx);
 	vhost_msg_tx_reset(&s->tx);
-	s->msg_pending = false;
+	s->conn_state = CONN_NONE;
 	stall_timer_update(s);
 	conn_pause(s);
 	close_fd(&s->conn_fd);
-	s->closing = false;
 	if (s->ops->disconnected)
 		s->ops->disconnected(s->opaque);
 	if (s->destroying) {
@@ -438,10 +437,9 @@ static void conn_finish_close(struct vhost_server *s)
  * @s may be freed on return if it is being destroyed. */
 static void conn_close(struct vhost_server *s)
 {
-	if (s->conn_fd < 0 || s->closing)
+	if (!conn_live(s))
 		return;
-	s->closing = true;
-	s->msg_pending = false;
+	s->conn_state = CONN_CLOSING;
 	conn_pause(s);
 	s->in_dispatch = true;
 	vring_stop_all(s);
@@ -453,15 +451,15 @@ static void conn_close(struct vhost_server *s)
 /* Every queue stop has completed. */
 void server_resume(struct vhost_server *s)
 {
-	if (s->closing) {
+	if (s->conn_state == CONN_CLOSING) {
 		conn_finish_close(s);
 		return;
 	}
-	if (!s->msg_pending)
+	if (s->conn_state != CONN_PAUSED)
 		return;
-	s->msg_pending = false;
+	s->conn_state = CONN_READING;
 	conn_dispatch(s);
-	if (!s->msg_pending && s->conn_fd >= 0)
+	if (s->conn_state == CONN_READING)
 		conn_resume(s);
 	stall_timer_update(s);
 }
@@ -478,6 +476,7 @@ static int conn_open(struct vhost_server *s, int fd)
 		s->conn_fd = -1;
 		return ret;
 	}
+	s->conn_state = CONN_READING;
 	/* One frontend at a time: others wait in the backlog. */
 	listen_watch(s, false);
 	log_info("vhost %s: frontend connected", s->name);
@@ -672,7 +671,7 @@ static void destroy_in_loop(void *arg)
 		s->listen_fd = -1;
 	}
 	if (s->conn_fd >= 0) {
-		if (!s->closing)
+		if (s->conn_state != CONN_CLOSING)
 			conn_close(s);   /* frees s once the rings are stopped */
 		return;
 	}
@@ -702,14 +701,14 @@ int vhost_server_backend_send(struct vhost_server *s, uint32_t request,
 			      const void *payload, uint32_t size, vhost_backend_req_cb cb,
 			      void *arg)
 {
-	if (s->conn_fd < 0 || s->closing)
+	if (!conn_live(s))
 		return -ENOTCONN;
 	return vhost_backend_req_send(s->breq, request, payload, size, cb, arg);
 }
 
 bool vhost_server_connected(const struct vhost_server *s)
 {
-	return s->conn_fd >= 0 && !s->closing;
+	return conn_live(s);
 }
 
 void vhost_vring_signal_err(struct vhost_vring *vr)

@@ -13,11 +13,33 @@
  *   vhost_inflight.c     INFLIGHT_SHMFD: the shared inflight area
  *   vhost_server_log.c   dirty logging: SET_LOG_BASE, LOG_ALL on running rings
  *
- * Context: everything here runs in the control loop's thread. Messages that
- * need a queue stopped (GET_VRING_BASE, disable, kick change, memory
- * changes that orphan a ring, RESET_OWNER, disconnect) call queue_stop,
- * stop reading the socket, and re-run the handler once every done()
- * arrived; handlers are written to be re-run.
+ * Context: everything here runs in the control loop's thread.
+ *
+ * States, all in one place:
+ *
+ * - The connection, s->conn_state (enum vhost_conn_state below): NONE (no
+ *   frontend), READING, PAUSED (a handler waits for queue stops), CLOSING
+ *   (the rings are stopping before the teardown).
+ * - A vring: stopped (!vr->started), running (vr->started), or stopping
+ *   (vr->started and vpriv.stopping: queue_stop was called, its done() not
+ *   yet). s->stops_pending counts the stopping rings.
+ * - Re-run handlers: a message that needs queues stopped (GET_VRING_BASE,
+ *   disable, kick change, memory changes that orphan a ring, inflight
+ *   area, RESET_OWNER) calls vring_stop / vring_stop_all and returns
+ *   H_PENDING. The connection then stops reading the socket (PAUSED) and
+ *   calls the same handler with the same message again once the last
+ *   done() arrived (server_resume); until then no other message runs.
+ *   Handlers are written to be re-run: the first run checks and stops,
+ *   a later run finds the rings stopped and acts. s->in_dispatch is set
+ *   while a handler runs, so a done() called synchronously does not
+ *   re-enter it.
+ * - Memory messages (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG) have two
+ *   steps and may be re-run between them: step 1 builds the new table
+ *   into s->next_mem from the message's fds (once: mem_table_built() is
+ *   true from then on); step 2, mem_commit, stops what must stop
+ *   (H_PENDING) and then swaps the table in and clears next_mem.
+ * - Who turns guest kicks back on once a ring runs: docs/architecture.md,
+ *   "Who turns notifications back on".
  */
 #ifndef VBLK_VHOST_SERVER_INTERNAL_H
 #define VBLK_VHOST_SERVER_INTERNAL_H
@@ -40,6 +62,15 @@
 /* Handler results besides 0 (done, ack success) and -errno (close). */
 #define H_NACK    1   /* refused, state unchanged: ack with failure */
 #define H_PENDING 2   /* queue stops issued: re-run when all are done */
+
+/* Where the connection stands; see "States" above. */
+enum vhost_conn_state {
+	CONN_NONE,          /* no frontend (conn_fd -1): listening, if we listen */
+	CONN_READING,       /* reading and dispatching messages */
+	CONN_PAUSED,        /* rx.msg's handler returned H_PENDING: not reading
+			     * until every stop is done, then it re-runs */
+	CONN_CLOSING,       /* stopping every ring before the teardown */
+};
 
 /* Per-vring state that is vhost's business only. */
 struct vring_priv {
@@ -66,7 +97,7 @@ struct vhost_server {
 	int timer_fd;               /* times a partial message or an unsent reply */
 	bool timer_watched, timer_armed;
 	bool conn_watched;          /* conn_fd is registered on ctrl */
-	bool closing;               /* waiting for stops before tearing down */
+	enum vhost_conn_state conn_state;
 	bool destroying;
 	sem_t *destroyed;           /* posted once freed (cross-thread destroy) */
 
@@ -90,7 +121,6 @@ struct vhost_server {
 
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
-	bool msg_pending;           /* rx.msg waits for queue stops */
 	unsigned long progress;     /* messages dispatched + replies drained (stall timer) */
 	unsigned stops_pending;
 	bool in_dispatch;           /* done() called synchronously: don't resume */
@@ -145,6 +175,18 @@ static inline bool vring_enabled(const struct vhost_server *s, const struct vhos
 {
 	/* Without protocol features a ring is enabled from the start. */
 	return vr->enabled || !has_feature(s, VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+/* A frontend is connected and not being closed. */
+static inline bool conn_live(const struct vhost_server *s)
+{
+	return s->conn_state == CONN_READING || s->conn_state == CONN_PAUSED;
+}
+
+/* A memory message's step 1 (the new table in s->next_mem) is done. */
+static inline bool mem_table_built(const struct vhost_server *s)
+{
+	return s->next_mem != NULL;
 }
 
 /* ---- dirty logging -------------------------------------------------- */
