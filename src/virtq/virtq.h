@@ -283,6 +283,9 @@ int virtq_drv_add(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 		  unsigned out, unsigned in, void *token,
 		  void *indirect_table, uint64_t indirect_addr);
 
+/* A completion waits in the used ring (nothing is consumed). */
+bool virtq_drv_has_used(const struct virtq_drv *d);
+
 /* After adds: true if the device wants a kick (EVENT_IDX / flags aware). */
 bool virtq_drv_kick_prepare(struct virtq_drv *d);
 
