@@ -54,56 +54,12 @@ static uint8_t wbuf[MIB], rbuf[MIB];
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static void fill(uint8_t *b, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(i * 131 + seed * 7 + (i >> 9));
-}
-
-static int io(struct vblk_client *c, uint32_t type, uint64_t off, const void *out,
-	      size_t out_len, void *in, size_t in_len)
-{
-	uint8_t status = 0xff;
-	int ret = vblk_client_io(c, 0, type, off / SECT, out, out_len, in, in_len, 0, TMO,
-				 &status, NULL);
-
-	if (ret) {
-		diag("request type %u at %llu: %s", type, (unsigned long long)off,
-		     strerror(-ret));
-		return ret;
-	}
-	return status;
-}
-
-static int wr(struct vblk_client *c, uint64_t off, size_t len, unsigned seed)
-{
-	fill(wbuf, len, seed);
-	return io(c, VIRTIO_BLK_T_OUT, off, wbuf, len, NULL, 0);
-}
-
-/* Read and compare with fill(seed); seed < 0: expect zeroes. */
-static bool rd_check(struct vblk_client *c, uint64_t off, size_t len, int seed)
-{
-	if (io(c, VIRTIO_BLK_T_IN, off, NULL, 0, rbuf, len) != VIRTIO_BLK_S_OK)
-		return false;
-	if (seed < 0) {
-		for (size_t i = 0; i < len; i++)
-			if (rbuf[i])
-				return false;
-		return true;
-	}
-	fill(wbuf, len, (unsigned)seed);
-	return memcmp(wbuf, rbuf, len) == 0;
-}
-
-static int discard(struct vblk_client *c, uint64_t off, uint64_t len)
-{
-	struct { uint64_t sector; uint32_t num_sectors, flags; } seg = {
-		off / SECT, (uint32_t)(len / SECT), 0
-	};
-
-	return io(c, VIRTIO_BLK_T_DISCARD, 0, &seg, sizeof(seg), NULL, 0);
-}
+/* Requests on queue 0 at byte offsets, TMO each (vblk_client.h). */
+#define io(c, ...)          vblk_client_io_at(c, __VA_ARGS__, TMO)
+#define wr(c, ...)          vblk_client_write_fill(c, __VA_ARGS__, TMO)
+#define rd_check(c, ...)    vblk_client_read_check(c, __VA_ARGS__, TMO)
+#define discard(c, off, len) \
+	vblk_client_dwz_at(c, VIRTIO_BLK_T_DISCARD, off, len, TMO)
 
 static double now_s(void)
 {
@@ -431,7 +387,7 @@ static const char *setup_enospc(const char *img, const char *filler)
 		return "cannot create the image";
 	/* 512 KiB of the 2 MiB taken by something else. */
 	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	fill(wbuf, 512 << 10, 5);
+	vblk_fill(wbuf, 512 << 10, 5);
 	if (fd < 0 || write(fd, wbuf, 512 << 10) != 512 << 10) {
 		if (fd >= 0)
 			close(fd);
