@@ -60,6 +60,7 @@ static uint8_t wbuf[MIB], rbuf[MIB];
 #define rd_check(c, ...)    vblk_client_read_check(c, __VA_ARGS__, TMO)
 #define discard(c, off, len) \
 	vblk_client_dwz_at(c, VIRTIO_BLK_T_DISCARD, off, len, TMO)
+#define sh(...)             fixture_sh(__VA_ARGS__)
 
 static double now_s(void)
 {
@@ -80,21 +81,6 @@ static int make_file(const char *path, uint64_t size)
 	}
 	close(fd);
 	return 0;
-}
-
-/* Run a shell command quietly; its exit status (-1 if it could not run). */
-static int sh(const char *fmt, ...) PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
 }
 
 static struct vblk_client *connect_to(const char *sock, const char *what)
@@ -514,11 +500,7 @@ int main(int argc, char **argv)
 	char how[96];
 	int st;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&proc))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &proc);
 	vblkd_proc_path(&proc, "vblkd.log", log_path, sizeof(log_path));
 	vblkd_proc_path(&proc, "trunc.sock", t_sock, sizeof(t_sock));
 	vblkd_proc_path(&proc, "trunc.img", t_img, sizeof(t_img));

@@ -1330,11 +1330,7 @@ int main(int argc, char **argv)
 	struct phase_mark pm;
 	int st;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&proc))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &proc);
 	atexit(cleanup_at_exit);    /* also after a Bail out */
 	vblkd_proc_path(&proc, "a.sock", sock_a, sizeof(sock_a));
 	vblkd_proc_path(&proc, "b.sock", sock_b, sizeof(sock_b));

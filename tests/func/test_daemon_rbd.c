@@ -65,6 +65,7 @@ static bool cluster_up;
 #define wr(c, ...)          vblk_client_write_fill(c, __VA_ARGS__, TMO)
 #define rd_check(c, ...)    vblk_client_read_check(c, __VA_ARGS__, TMO)
 #define dwz(c, ...)         vblk_client_dwz_at(c, __VA_ARGS__, TMO)
+#define sh(...)             fixture_sh(__VA_ARGS__)
 
 static uint64_t now_ms(void)
 {
@@ -72,22 +73,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Run a shell command line; its exit status (or -1). */
-static int sh(const char *fmt, ...) PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	st = system(cmd);
-	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
 }
 
 static void dump_log(void)

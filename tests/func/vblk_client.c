@@ -24,6 +24,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
+#include "tap.h"
 #include "common/compiler.h"
 #include "vblk_client.h"
 
@@ -1186,6 +1187,15 @@ int vblk_client_dwz_at(struct vblk_client *c, uint32_t type, uint64_t off, uint6
 	};
 
 	return vblk_client_io_at(c, type, 0, &seg, sizeof(seg), NULL, 0, timeout_ms);
+}
+
+const char *vblk_test_start(int argc, char **argv, struct vblkd_proc *proc)
+{
+	if (argc < 2)
+		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
+	if (vblkd_proc_init(proc))
+		tap_bail("mkdtemp");
+	return argv[1];
 }
 
 bool vblk_sock_closed_by_peer(int fd, int timeout_ms)

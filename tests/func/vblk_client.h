@@ -244,4 +244,11 @@ bool vblk_sock_closed_by_peer(int fd, int timeout_ms);
 
 /* The daemon process: struct vblkd_proc and vblkd_proc_*() are in fixture/fixture.h. */
 
+/*
+ * vblk_test_start - the opening of a daemon test's main(): argv[1] names
+ * the vblkd under test, and @proc gets a fresh temp dir. Bails out (TAP)
+ * without either. Return: argv[1].
+ */
+const char *vblk_test_start(int argc, char **argv, struct vblkd_proc *proc);
+
 #endif
