@@ -159,7 +159,7 @@ static void equeue_log_piece(void *arg, void *p, size_t len)
 
 	if (r->q->exp->test_skip_data_log && p != r->blk.status)
 		return;
-	if (gmem_log_mark_host(r->q->vr->vq.log, r->mem, p, len))
+	if (gmem_log_mark_host(virtq_log(&r->q->vr->vq), r->mem, p, len))
 		log_rl(LOG_ERR, "%s: dirty log: a buffer is not in guest memory", r->q->exp->name);
 }
 
@@ -167,11 +167,11 @@ static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 {
 	struct ereq *r = container_of(breq, struct ereq, blk);
 	struct equeue *q = r->q;
-	bool was_full = q->vr && q->inflight >= q->vr->vq.num;
+	bool was_full = q->vr && q->inflight >= virtq_size(&q->vr->vq);
 
 	/* Migration: what the request wrote is dirty before the guest can
 	 * see it used (after storage wrote it, so no copy misses it). */
-	if (unlikely(q->vr->vq.log))
+	if (unlikely(virtq_log(&q->vr->vq)))
 		blk_req_written(&r->blk, equeue_log_piece, r);
 	virtq_fill(&q->vr->vq, &r->elem, used_len);
 	gmem_put(r->mem);
@@ -238,7 +238,7 @@ static void equeue_process(struct equeue *q)
 	q->processing = true;
 	for (;;) {
 		virtq_disable_notify(vq);
-		while (q->inflight < vq->num) {
+		while (q->inflight < virtq_size(vq)) {
 			struct ereq *r;
 
 			if (budget == 0) {
@@ -275,7 +275,7 @@ static void equeue_process(struct equeue *q)
 			equeue_mark_broken(q, "the guest corrupted the ring");
 			goto out;
 		}
-		if (q->inflight >= vq->num)
+		if (q->inflight >= virtq_size(vq))
 			goto out;  /* resumed from a completion */
 		if (q->polled)
 			goto out;  /* the loop polls again soon */
@@ -311,7 +311,7 @@ static bool equeue_poll(void *opaque)
 	struct equeue *q = opaque;
 	uint64_t popped = q->popped;
 
-	if (!q->running || q->inflight >= q->vr->vq.num || !virtq_has_avail(&q->vr->vq))
+	if (!q->running || q->inflight >= virtq_size(&q->vr->vq) || !virtq_has_avail(&q->vr->vq))
 		return false;
 	equeue_process(q);
 	return q->popped != popped;
@@ -326,7 +326,7 @@ static bool equeue_arm(void *opaque)
 	if (!q->running)
 		return false;
 	/* At the cap a completion resumes popping (equeue_req_done). */
-	return virtq_enable_notify(&q->vr->vq) && q->inflight < q->vr->vq.num;
+	return virtq_enable_notify(&q->vr->vq) && q->inflight < virtq_size(&q->vr->vq);
 }
 
 static void equeue_disarm(void *opaque)

@@ -22,7 +22,6 @@
 #include "common/arch.h"
 #include "common/compiler.h"
 #include "lib/vblk_internal.h"
-#include "virtq/virtq_packed_event.h"
 
 #define SECTOR 512u
 
@@ -330,12 +329,7 @@ static inline void kick(struct vblkq *q)
 /* A completion is waiting in the used ring (does not consume it). */
 static bool has_used(struct vblkq *q)
 {
-	struct virtq_drv *d = &q->drv;
-
-	if (!d->packed)
-		return READ_ONCE(d->used->idx) != d->last_used;
-	return virtq_pflags_is_used(le16toh(READ_ONCE(d->pdesc[d->last_used].flags)),
-				    d->used_wrap_counter);
+	return virtq_drv_has_used(&q->drv);
 }
 
 static inline int status_ret(uint8_t s)

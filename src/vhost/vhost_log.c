@@ -91,7 +91,7 @@ int vhost_log_ring_start(struct gmem_log *log, bool on, const struct gmem *mem,
 
 void vhost_log_ring_stop(struct vhost_vring *vr)
 {
-	gmem_log_put(vr->vq.log);
+	gmem_log_put(virtq_log(&vr->vq));
 	virtq_set_log(&vr->vq, NULL, 0, 0);
 }
 
@@ -107,7 +107,7 @@ static void log_swap_fn(void *arg)
 {
 	struct log_swap *w = arg;
 	struct virtq *vq = &w->vr->vq;
-	struct gmem_log *old = vq->log;
+	struct gmem_log *old = virtq_log(vq);
 
 	virtq_set_log(vq, w->cfg.log, w->cfg.desc_gpa, w->cfg.device_gpa);
 	w->cfg.log = old;
@@ -128,7 +128,7 @@ int vhost_log_apply(struct vhost_vring *vrings, unsigned n, struct vhost_vring *
 		w[i].vr = NULL;
 		if (!vr->started || (only && vr != only))
 			continue;
-		if (vhost_log_ring_cfg(log, on, mem, vr, vr->vq.packed, &w[i].cfg, why)) {
+		if (vhost_log_ring_cfg(log, on, mem, vr, virtq_is_packed(&vr->vq), &w[i].cfg, why)) {
 			*bad_index = i;
 			return -ERANGE;
 		}

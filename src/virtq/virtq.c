@@ -221,6 +221,27 @@ uint16_t virtq_get_base(const struct virtq *vq)
 	return vq->last_avail_idx;
 }
 
+uint16_t virtq_get_used_base(const struct virtq *vq)
+{
+	if (vq->packed)
+		return (uint16_t)((vq->used_idx & 0x7fff) |
+				  ((unsigned)vq->used_wrap_counter << 15));
+	return vq->used_idx;
+}
+
+void virtq_set_rings(struct virtq *vq, void *desc, void *driver, void *device)
+{
+	if (vq->packed) {
+		vq->pdesc = desc;
+		vq->driver_event = driver;
+		vq->device_event = device;
+	} else {
+		vq->desc = desc;
+		vq->avail = driver;
+		vq->used = device;
+	}
+}
+
 void virtq_set_log(struct virtq *vq, struct gmem_log *log, uint64_t desc_gpa,
 		   uint64_t device_gpa)
 {

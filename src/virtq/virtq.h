@@ -182,6 +182,39 @@ bool virtq_has_avail(struct virtq *vq);
 uint16_t virtq_get_base(const struct virtq *vq);
 
 /*
+ * virtq_get_used_base - where the device side of the ring stands: the
+ * next used index, with (packed) bit 15 the used wrap counter. With
+ * virtq_get_base this is the whole position a stopped ring reports
+ * (packed GET_VRING_BASE sends both halves).
+ */
+uint16_t virtq_get_used_base(const struct virtq *vq);
+
+/*
+ * virtq_set_rings - the same ring seen at new host addresses (the guest
+ * memory was remapped: a new memory table with the ring's regions in it).
+ * The areas are the caller's to translate and check, as for virtq_init;
+ * indices, wrap counters and tracking are kept.
+ * Context: the queue's thread (or before the queue runs).
+ */
+void virtq_set_rings(struct virtq *vq, void *desc, void *driver, void *device);
+
+/* Ring size, layout and the dirty log set by virtq_set_log (NULL: off). */
+static inline unsigned virtq_size(const struct virtq *vq)
+{
+	return vq->num;
+}
+
+static inline bool virtq_is_packed(const struct virtq *vq)
+{
+	return vq->packed;
+}
+
+static inline struct gmem_log *virtq_log(const struct virtq *vq)
+{
+	return vq->log;
+}
+
+/*
  * virtq_set_log - from now on, mark in @log every page of guest memory
  * the queue writes (split: used entries, used->idx, used->flags and
  * avail_event; packed: used descriptors and the device event area),
@@ -249,6 +282,9 @@ void virtq_drv_fini(struct virtq_drv *d);
 int virtq_drv_add(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 		  unsigned out, unsigned in, void *token,
 		  void *indirect_table, uint64_t indirect_addr);
+
+/* A completion waits in the used ring (nothing is consumed). */
+bool virtq_drv_has_used(const struct virtq_drv *d);
 
 /* After adds: true if the device wants a kick (EVENT_IDX / flags aware). */
 bool virtq_drv_kick_prepare(struct virtq_drv *d);

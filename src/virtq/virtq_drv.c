@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "virtq/virtq_internal.h"
+#include "virtq/virtq_packed_event.h"
 
 /*
  * virtq_drv_init - zero *d, record the areas, allocate next_free, tokens
@@ -76,6 +77,14 @@ int virtq_drv_add(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 						indirect_addr)
 			 : virtq_drv_add_split(d, bufs, out, in, token, indirect_table,
 					       indirect_addr);
+}
+
+bool virtq_drv_has_used(const struct virtq_drv *d)
+{
+	if (!d->packed)
+		return virtq_get16(&d->used->idx) != d->last_used;
+	return virtq_pflags_is_used(virtq_get16(&d->pdesc[d->last_used].flags),
+				    d->used_wrap_counter);
 }
 
 bool virtq_drv_kick_prepare(struct virtq_drv *d)

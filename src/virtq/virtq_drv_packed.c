@@ -49,9 +49,9 @@ int virtq_drv_init_packed(struct virtq_drv *d)
 static void write_desc(struct vring_packed_desc *slot, uint64_t addr, uint32_t len,
 		       uint16_t id)
 {
-	WRITE_ONCE(slot->addr, htole64(addr));
-	WRITE_ONCE(slot->len, htole32(len));
-	WRITE_ONCE(slot->id, htole16(id));
+	virtq_put64(&slot->addr, addr);
+	virtq_put32(&slot->len, len);
+	virtq_put16(&slot->id, id);
 }
 
 /**
@@ -86,7 +86,7 @@ int virtq_drv_add_packed(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 
 		for (i = 0; i < total; i++) {
 			write_desc(&t[i], bufs[i].addr, bufs[i].len, 0);
-			WRITE_ONCE(t[i].flags, htole16(i >= out ? VRING_DESC_F_WRITE : 0));
+			virtq_put16(&t[i].flags, i >= out ? VRING_DESC_F_WRITE : 0);
 		}
 		write_desc(&d->pdesc[idx], indirect_addr,
 			   total * (uint32_t)sizeof(struct vring_packed_desc), id);
@@ -109,7 +109,7 @@ int virtq_drv_add_packed(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 			if (i == 0)
 				head_flags = f;
 			else
-				WRITE_ONCE(d->pdesc[idx].flags, htole16(f));
+				virtq_put16(&d->pdesc[idx].flags, f);
 			if (++idx == d->num) {
 				idx = 0;
 				wrap = !wrap;
@@ -121,9 +121,9 @@ int virtq_drv_add_packed(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 	d->chain_len[id] = (uint16_t)nslots;
 	d->num_free -= nslots;
 	/* Expose the chain by its head's flags last, as a release store: the
-	 * device's read barrier after it sees the head available pairs with
-	 * this, so it never observes a partial chain. */
-	__atomic_store_n(&d->pdesc[d->next_avail].flags, htole16(head_flags), __ATOMIC_RELEASE);
+	 * device's acquire load of the head's flags pairs with this, so it
+	 * never observes a partial chain. */
+	virtq_store_release16(&d->pdesc[d->next_avail].flags, head_flags);
 	d->next_avail = idx;
 	d->avail_wrap_counter = wrap;
 	return 0;
@@ -157,17 +157,16 @@ bool virtq_drv_kick_prepare_packed(struct virtq_drv *d)
 void *virtq_drv_get_used_packed(struct virtq_drv *d, uint32_t *len)
 {
 	struct vring_packed_desc *slot = &d->pdesc[d->last_used];
-	uint16_t flags = le16toh(READ_ONCE(slot->flags)), id;
+	/* Pairs with the device's release store of the used flags. */
+	uint16_t flags = virtq_load_acquire16(&slot->flags), id;
 	uint32_t used_len;
 	unsigned next;
 	void *token;
 
 	if (d->broken || !virtq_pflags_is_used(flags, d->used_wrap_counter))
 		return NULL;
-	/* Pairs with the device's release store of the used flags. */
-	smp_rmb();
-	id = le16toh(READ_ONCE(slot->id));
-	used_len = le32toh(READ_ONCE(slot->len));
+	id = virtq_get16(&slot->id);
+	used_len = virtq_get32(&slot->len);
 	if (id >= d->num || !d->tokens[id]) {
 		log_rl(LOG_ERR, "virtq packed driver: device returned bad id %u", id);
 		d->broken = true;

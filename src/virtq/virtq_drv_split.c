@@ -11,10 +11,6 @@
 #include "common/log.h"
 #include "virtq/virtq_internal.h"
 
-/* Split rings are little-endian (virtio 1.x); fields are used as-is. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "split driver code assumes a little-endian host");
-
 static inline uint16_t *drv_used_event(const struct virtq_drv *d)
 {
 	return (uint16_t *)&d->avail->ring[d->num];
@@ -23,6 +19,15 @@ static inline uint16_t *drv_used_event(const struct virtq_drv *d)
 static inline uint16_t *drv_avail_event(const struct virtq_drv *d)
 {
 	return (uint16_t *)&d->used->ring[d->num];
+}
+
+static void write_desc(struct vring_desc *desc, uint64_t addr, uint32_t len, uint16_t flags,
+		       uint16_t next)
+{
+	virtq_put64(&desc->addr, addr);
+	virtq_put32(&desc->len, len);
+	virtq_put16(&desc->flags, flags);
+	virtq_put16(&desc->next, next);
 }
 
 /*
@@ -37,9 +42,9 @@ int virtq_drv_init_split(struct virtq_drv *d)
 		d->next_free[i] = (uint16_t)(i + 1);
 	d->free_head = 0;
 	d->num_free = d->num;
-	d->next_avail = READ_ONCE(d->avail->idx);
+	d->next_avail = virtq_get16(&d->avail->idx);
 	d->kicked_avail = d->next_avail;
-	d->last_used = READ_ONCE(d->used->idx);
+	d->last_used = virtq_get16(&d->used->idx);
 	return 0;
 }
 
@@ -56,24 +61,20 @@ int virtq_drv_add_split(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 		struct vring_desc *t = indirect_table;
 
 		for (k = 0; k < n; k++) {
-			t[k].addr = bufs[k].addr;
-			t[k].len = bufs[k].len;
-			t[k].flags = (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
-						(k + 1 < n ? VRING_DESC_F_NEXT : 0));
-			t[k].next = (uint16_t)(k + 1 < n ? k + 1 : 0);
+			write_desc(&t[k], bufs[k].addr, bufs[k].len,
+				   (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
+					      (k + 1 < n ? VRING_DESC_F_NEXT : 0)),
+				   (uint16_t)(k + 1 < n ? k + 1 : 0));
 		}
-		d->desc[head].addr = indirect_addr;
-		d->desc[head].len = (uint32_t)(n * sizeof(struct vring_desc));
-		d->desc[head].flags = VRING_DESC_F_INDIRECT;
-		d->desc[head].next = 0;
+		write_desc(&d->desc[head], indirect_addr,
+			   (uint32_t)(n * sizeof(struct vring_desc)), VRING_DESC_F_INDIRECT, 0);
 	} else {
 		for (k = 0; k < n; k++) {
 			last = i;
-			d->desc[i].addr = bufs[k].addr;
-			d->desc[i].len = bufs[k].len;
-			d->desc[i].flags = (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
-						      (k + 1 < n ? VRING_DESC_F_NEXT : 0));
-			d->desc[i].next = k + 1 < n ? d->next_free[i] : 0;
+			write_desc(&d->desc[i], bufs[k].addr, bufs[k].len,
+				   (uint16_t)((k >= out ? VRING_DESC_F_WRITE : 0) |
+					      (k + 1 < n ? VRING_DESC_F_NEXT : 0)),
+				   k + 1 < n ? d->next_free[i] : 0);
 			i = d->next_free[i];
 		}
 	}
@@ -82,12 +83,11 @@ int virtq_drv_add_split(struct virtq_drv *d, const struct virtq_drv_buf *bufs,
 	d->tokens[head] = token;
 	d->chain_len[head] = (uint16_t)ndesc;
 
-	d->avail->ring[d->next_avail & (d->num - 1)] = head;
+	virtq_put16(&d->avail->ring[d->next_avail & (d->num - 1)], head);
 	/* Descriptors and ring entry before the index: pairs with the
-	 * device's smp_rmb() after it reads avail->idx. */
-	smp_wmb();
+	 * device's acquire load of avail->idx. */
 	d->next_avail++;
-	WRITE_ONCE(d->avail->idx, d->next_avail);
+	virtq_store_release16(&d->avail->idx, d->next_avail);
 	return 0;
 }
 
@@ -100,8 +100,8 @@ bool virtq_drv_kick_prepare_split(struct virtq_drv *d)
 	smp_mb();
 	d->kicked_avail = new;
 	if (d->event_idx)
-		return vring_need_event(READ_ONCE(*drv_avail_event(d)), new, old);
-	return !(READ_ONCE(d->used->flags) & VRING_USED_F_NO_NOTIFY);
+		return vring_need_event(virtq_get16(drv_avail_event(d)), new, old);
+	return !(virtq_get16(&d->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
 void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
@@ -111,13 +111,12 @@ void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
 	uint32_t id;
 	void *token;
 
-	if (d->broken || d->last_used == READ_ONCE(d->used->idx))
+	/* The entry after the index: pairs with the device's release store
+	 * of used->idx. */
+	if (d->broken || d->last_used == virtq_load_acquire16(&d->used->idx))
 		return NULL;
-	/* The entry after the index: pairs with the device's smp_wmb()
-	 * before it stores used->idx. */
-	smp_rmb();
 	u = &d->used->ring[d->last_used & (d->num - 1)];
-	id = READ_ONCE(u->id);
+	id = virtq_get32(&u->id);
 	if (id >= d->num || !d->tokens[id]) {
 		log_rl(LOG_ERR, "virtq split driver: device returned bad id %u", id);
 		d->broken = true;   /* device bug: leave the entry, stop here */
@@ -125,7 +124,7 @@ void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
 	}
 	head = (uint16_t)id;
 	if (len)
-		*len = READ_ONCE(u->len);
+		*len = virtq_get32(&u->len);
 	token = d->tokens[head];
 	d->tokens[head] = NULL;
 
@@ -143,9 +142,9 @@ void *virtq_drv_get_used_split(struct virtq_drv *d, uint32_t *len)
 void virtq_drv_enable_cb_split(struct virtq_drv *d)
 {
 	if (d->event_idx)
-		WRITE_ONCE(*drv_used_event(d), d->last_used);
+		virtq_put16(drv_used_event(d), d->last_used);
 	else
-		WRITE_ONCE(d->avail->flags, 0);
+		virtq_put16(&d->avail->flags, 0);
 	/* Request before any later used->idx read: pairs with the device's
 	 * smp_mb() in virtq_needs_notify(). */
 	smp_mb();
@@ -154,7 +153,7 @@ void virtq_drv_enable_cb_split(struct virtq_drv *d)
 void virtq_drv_disable_cb_split(struct virtq_drv *d)
 {
 	if (d->event_idx)
-		WRITE_ONCE(*drv_used_event(d), (uint16_t)(d->last_used - 1));
+		virtq_put16(drv_used_event(d), (uint16_t)(d->last_used - 1));
 	else
-		WRITE_ONCE(d->avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+		virtq_put16(&d->avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
 }

@@ -6,8 +6,60 @@
 #ifndef VBLK_VIRTQ_INTERNAL_H
 #define VBLK_VIRTQ_INTERNAL_H
 
+#include <endian.h>
+#include <linux/types.h>
+
 #include "common/compiler.h"
 #include "virtq/virtq.h"
+
+/*
+ * Ring fields in shared memory, little-endian (virtio 1.x) whatever the
+ * host: every access converts, and is one access (common/compiler.h has
+ * the memory model). virtq_load_acquire16 takes a hand-over word (split
+ * avail->idx or used->idx, a packed head's flags) before what it covers
+ * is read; virtq_store_release16 hands over, after what it covers was
+ * written. Everything else is relaxed; store-then-load orders need
+ * smp_mb().
+ */
+static inline uint16_t virtq_get16(const __u16 *p)
+{
+	return le16toh(READ_ONCE(*p));
+}
+
+static inline uint32_t virtq_get32(const __u32 *p)
+{
+	return le32toh(READ_ONCE(*p));
+}
+
+static inline uint64_t virtq_get64(const __u64 *p)
+{
+	return le64toh(READ_ONCE(*p));
+}
+
+static inline void virtq_put16(__u16 *p, uint16_t v)
+{
+	WRITE_ONCE(*p, htole16(v));
+}
+
+static inline void virtq_put32(__u32 *p, uint32_t v)
+{
+	WRITE_ONCE(*p, htole32(v));
+}
+
+static inline void virtq_put64(__u64 *p, uint64_t v)
+{
+	WRITE_ONCE(*p, htole64(v));
+}
+
+static inline uint16_t virtq_load_acquire16(const __u16 *p)
+{
+	return le16toh(load_acquire(p));
+}
+
+static inline void virtq_store_release16(__u16 *p, uint16_t v)
+{
+	store_release(p, htole16(v));
+}
 
 /*
  * virtq_map_buf - translate one descriptor's buffer [addr, addr+len) through

@@ -27,14 +27,9 @@ struct pdesc_snap {
 
 static void read_desc_body(const struct vring_packed_desc *d, struct pdesc_snap *s)
 {
-	s->addr = le64toh(READ_ONCE(d->addr));
-	s->len = le32toh(READ_ONCE(d->len));
-	s->id = le16toh(READ_ONCE(d->id));
-}
-
-static uint16_t read_desc_flags(const struct vring_packed_desc *d)
-{
-	return le16toh(READ_ONCE(d->flags));
+	s->addr = virtq_get64(&d->addr);
+	s->len = virtq_get32(&d->len);
+	s->id = virtq_get16(&d->id);
 }
 
 /* Advance a ring position by @n slots (n <= num), toggling @wrap on wrap. */
@@ -85,7 +80,7 @@ bool virtq_has_avail_packed(struct virtq *vq)
 {
 	if (vq->broken)
 		return false;
-	return virtq_pflags_is_avail(read_desc_flags(&vq->pdesc[vq->last_avail_idx]),
+	return virtq_pflags_is_avail(virtq_get16(&vq->pdesc[vq->last_avail_idx].flags),
 				     vq->avail_wrap_counter);
 }
 
@@ -132,7 +127,7 @@ static int pop_indirect(struct virtq *vq, const struct gmem *mem, struct virtq_e
 
 		/* Table entries: only WRITE is meaningful; NEXT and id are
 		 * ignored (entries are taken in order), INDIRECT is refused. */
-		s.flags = read_desc_flags(&table[i]);
+		s.flags = virtq_get16(&table[i].flags);
 		read_desc_body(&table[i], &s);
 		if (s.flags & VRING_DESC_F_INDIRECT) {
 			virtq_set_broken(vq, "packed: nested indirect table");
@@ -229,8 +224,8 @@ static int map_desc(struct virtq *vq, const struct gmem *mem, struct virtq_elem 
  * @vq: the queue; @mem: guest memory for this batch; @elem: filled on
  * success only; @iov/@max_iov: where the iovecs go.
  *
- * Every field is read once; the head's flags are read before (smp_rmb) the
- * rest. Any rule the guest breaks marks @vq broken.
+ * Every field is read once; the head's flags first (an acquire load), the
+ * rest after them. Any rule the guest breaks marks @vq broken.
  *
  * Context: the queue's owning thread. Return: 1, 0 (nothing), or -EIO.
  */
@@ -247,12 +242,11 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 	if (vq->broken)
 		return -EIO;
 
-	d.flags = read_desc_flags(&vq->pdesc[idx]);
+	/* Pairs with the driver's release store of the head's flags: the
+	 * rest of the chain is visible once the head is. */
+	d.flags = virtq_load_acquire16(&vq->pdesc[idx].flags);
 	if (!virtq_pflags_is_avail(d.flags, wrap))
 		return 0;
-	/* Pairs with the driver's write barrier before it stores the head's
-	 * flags: the rest of the chain is visible once the head is. */
-	smp_rmb();
 
 	for (;;) {
 		read_desc_body(&vq->pdesc[idx], &d);
@@ -272,7 +266,7 @@ int virtq_pop_packed(struct virtq *vq, const struct gmem *mem, struct virtq_elem
 		idx = ring_advance(vq->num, idx, 1, &wrap);
 		/* The avail bits of chained descriptors are not checked: the
 		 * head's flags published the whole chain. */
-		d.flags = read_desc_flags(&vq->pdesc[idx]);
+		d.flags = virtq_get16(&vq->pdesc[idx].flags);
 	}
 
 	/* The buffer id is the one in the last descriptor of the chain. */
@@ -397,7 +391,7 @@ void virtq_track_init_packed(struct virtq *vq, const struct virtq_config *cfg)
 	/* A push in progress: if its used flags reached the ring, it
 	 * completed (commit it); otherwise roll it back. */
 	if ((u != ou || w != ow) &&
-	    !virtq_pflags_is_avail(read_desc_flags(&vq->pdesc[ou]), ow)) {
+	    !virtq_pflags_is_avail(virtq_get16(&vq->pdesc[ou].flags), ow)) {
 		ofh = fh;
 		ou = u;
 		ow = w;
@@ -503,11 +497,11 @@ void virtq_push_packed(struct virtq *vq, const struct virtq_elem *elem, uint32_t
 		WRITE_ONCE(r->used_wrap_counter, new_wrap);
 		smp_wmb();
 	}
-	WRITE_ONCE(d->id, htole16(elem->id));
-	WRITE_ONCE(d->len, htole32(len));
+	virtq_put16(&d->id, elem->id);
+	virtq_put32(&d->len, len);
 	/* Publish: a release store orders id and len before flags. Pairs with
-	 * the driver's read barrier after it sees the USED bit flip. */
-	__atomic_store_n(&d->flags, htole16(flags), __ATOMIC_RELEASE);
+	 * the driver's acquire load of the flags. */
+	virtq_store_release16(&d->flags, flags);
 	virtq_log_desc(vq, (uint64_t)vq->used_idx * sizeof(*d), sizeof(*d));
 	if (r) {
 		/* Flags, then the mark, then the commit: recovery looks at the

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <linux/virtio_ring.h>
 
+#include "common/compiler.h"
+
 /* Flag bits as 16-bit masks (the uapi header gives bit numbers). */
 #define VIRTQ_PF_AVAIL ((uint16_t)(1u << VRING_PACKED_DESC_F_AVAIL))
 #define VIRTQ_PF_USED  ((uint16_t)(1u << VRING_PACKED_DESC_F_USED))
@@ -96,7 +98,7 @@ static inline void virtq_pevent_read(const struct vring_packed_desc_event *e,
 				     uint16_t *off_wrap, uint16_t *flags)
 {
 	struct vring_packed_desc_event snap;
-	uint32_t w = __atomic_load_n((const uint32_t *)e, __ATOMIC_RELAXED);
+	uint32_t w = READ_ONCE(*(const uint32_t *)e);
 
 	memcpy(&snap, &w, sizeof(snap));
 	*off_wrap = le16toh(snap.off_wrap);
@@ -111,7 +113,7 @@ static inline void virtq_pevent_write(struct vring_packed_desc_event *e, uint16_
 	uint32_t w;
 
 	memcpy(&w, &v, sizeof(w));
-	__atomic_store_n((uint32_t *)e, w, __ATOMIC_RELAXED);
+	WRITE_ONCE(*(uint32_t *)e, w);
 }
 
 #endif

@@ -13,10 +13,6 @@
 #include "common/compiler.h"
 #include "virtq/virtq_internal.h"
 
-/* Split rings are little-endian (virtio 1.x); fields are used as-is. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "split ring code assumes a little-endian host");
-
 /* The event index words after the rings (only meaningful with EVENT_IDX). */
 static inline uint16_t *split_used_event(const struct virtq *vq)
 {
@@ -42,7 +38,7 @@ int virtq_init_split(struct virtq *vq, const struct virtq_config *cfg)
 	vq->last_avail_idx = cfg->base;
 	vq->shadow_avail_idx = cfg->base;
 	/* Resume after a reconnect: the used ring says how far we got. */
-	vq->used_idx = READ_ONCE(vq->used->idx);
+	vq->used_idx = virtq_get16(&vq->used->idx);
 	vq->used_pub = vq->used_idx;
 	vq->signalled_used = vq->used_idx;
 	vq->signalled_used_valid = false;
@@ -95,10 +91,10 @@ static int split_walk(struct virtq *vq, const struct gmem *mem, struct virtq_ele
 					 : "descriptor chain loops or exceeds ring size");
 			goto err;
 		}
-		addr = READ_ONCE(table[i].addr);
-		len = READ_ONCE(table[i].len);
-		flags = READ_ONCE(table[i].flags);
-		next = READ_ONCE(table[i].next);
+		addr = virtq_get64(&table[i].addr);
+		len = virtq_get32(&table[i].len);
+		flags = virtq_get16(&table[i].flags);
+		next = virtq_get16(&table[i].next);
 
 		if (flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect) {
@@ -154,7 +150,9 @@ int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem 
 	if (vq->broken)
 		return -EIO;
 	if (vq->last_avail_idx == vq->shadow_avail_idx) {
-		avail_idx = READ_ONCE(vq->avail->idx);
+		/* Ring entries and descriptors after the index: pairs with the
+		 * driver's release store of avail->idx. */
+		avail_idx = virtq_load_acquire16(&vq->avail->idx);
 		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num) {
 			virtq_set_broken(vq, "avail index moved more than the ring size");
 			return -EIO;
@@ -162,11 +160,8 @@ int virtq_pop_split(struct virtq *vq, const struct gmem *mem, struct virtq_elem 
 		vq->shadow_avail_idx = avail_idx;
 		if (avail_idx == vq->last_avail_idx)
 			return 0;
-		/* Ring entries and descriptors after the index: pairs with the
-		 * driver's smp_wmb() before it stores avail->idx. */
-		smp_rmb();
 	}
-	head = READ_ONCE(vq->avail->ring[vq->last_avail_idx & (vq->num - 1)]);
+	head = virtq_get16(&vq->avail->ring[vq->last_avail_idx & (vq->num - 1)]);
 	if (head >= vq->num) {
 		virtq_set_broken(vq, "avail ring head index out of range");
 		return -EIO;
@@ -282,7 +277,7 @@ void virtq_track_init_split(struct virtq *vq, const struct virtq_config *cfg)
 		n++;
 	}
 	/* The driver must have made at least that many buffers available. */
-	avail = READ_ONCE(vq->avail->idx);
+	avail = virtq_get16(&vq->avail->idx);
 	if ((uint16_t)(avail - used) < n || (uint16_t)(avail - used) > vq->num) {
 		virtq_set_broken(vq, "inflight area: more in flight than the driver made available");
 		goto err;
@@ -310,8 +305,8 @@ void virtq_fill_split(struct virtq *vq, const struct virtq_elem *elem, uint32_t 
 		WRITE_ONCE(r->last_batch_head, elem->id);
 		vq->track_batch_head = elem->id;
 	}
-	WRITE_ONCE(u->id, elem->id);
-	WRITE_ONCE(u->len, len);
+	virtq_put32(&u->id, elem->id);
+	virtq_put32(&u->len, len);
 	virtq_log_device(vq, (uint64_t)((uint8_t *)u - (uint8_t *)vq->used), sizeof(*u));
 	/* Entries between used_pub and used_idx are unpublished: at most
 	 * the requests in flight, never more than the ring holds. */
@@ -328,9 +323,8 @@ void virtq_flush_split(struct virtq *vq)
 	if (!n)
 		return;
 	/* The entries (and the batch list) before the index: pairs with the
-	 * driver's smp_rmb() after it reads used->idx, and with recovery. */
-	smp_wmb();
-	WRITE_ONCE(vq->used->idx, vq->used_idx);
+	 * driver's acquire load of used->idx, and with recovery. */
+	virtq_store_release16(&vq->used->idx, vq->used_idx);
 	virtq_log_device(vq, offsetof(struct vring_used, idx), sizeof(vq->used->idx));
 	vq->used_pub = vq->used_idx;
 	if (!r)
@@ -359,7 +353,7 @@ bool virtq_needs_notify_split(struct virtq *vq)
 	 * NO_INTERRUPT) and re-reading used->idx. */
 	smp_mb();
 	if (!vq->event_idx)
-		return !(READ_ONCE(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+		return !(virtq_get16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 	old = vq->signalled_used;
 	new = vq->used_idx;
 	valid = vq->signalled_used_valid;
@@ -367,7 +361,7 @@ bool virtq_needs_notify_split(struct virtq *vq)
 	vq->signalled_used_valid = true;
 	if (!valid)
 		return true;
-	event = READ_ONCE(*split_used_event(vq));
+	event = virtq_get16(split_used_event(vq));
 	return vring_need_event(event, new, old);
 }
 
@@ -386,9 +380,9 @@ void virtq_disable_notify_split(struct virtq *vq)
 	if (vq->event_idx)
 		/* An index just behind us: the driver would have to add 65535
 		 * more buffers before it crosses it. */
-		WRITE_ONCE(*split_avail_event(vq), (uint16_t)(vq->last_avail_idx - 1));
+		virtq_put16(split_avail_event(vq), (uint16_t)(vq->last_avail_idx - 1));
 	else
-		WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
+		virtq_put16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
 	split_log_notify(vq);
 }
 
@@ -398,15 +392,15 @@ bool virtq_has_avail_split(struct virtq *vq)
 		return false;
 	if (vq->shadow_avail_idx != vq->last_avail_idx)
 		return true;
-	return READ_ONCE(vq->avail->idx) != vq->last_avail_idx;
+	return virtq_get16(&vq->avail->idx) != vq->last_avail_idx;
 }
 
 bool virtq_enable_notify_split(struct virtq *vq)
 {
 	if (vq->event_idx)
-		WRITE_ONCE(*split_avail_event(vq), vq->shadow_avail_idx);
+		virtq_put16(split_avail_event(vq), vq->shadow_avail_idx);
 	else
-		WRITE_ONCE(vq->used->flags, 0);
+		virtq_put16(&vq->used->flags, 0);
 	split_log_notify(vq);
 	/* Publish the event/flags before re-reading avail->idx: pairs with
 	 * the driver's smp_mb() between storing avail->idx and reading

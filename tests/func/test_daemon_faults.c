@@ -54,56 +54,13 @@ static uint8_t wbuf[MIB], rbuf[MIB];
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static void fill(uint8_t *b, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(i * 131 + seed * 7 + (i >> 9));
-}
-
-static int io(struct vblk_client *c, uint32_t type, uint64_t off, const void *out,
-	      size_t out_len, void *in, size_t in_len)
-{
-	uint8_t status = 0xff;
-	int ret = vblk_client_io(c, 0, type, off / SECT, out, out_len, in, in_len, 0, TMO,
-				 &status, NULL);
-
-	if (ret) {
-		diag("request type %u at %llu: %s", type, (unsigned long long)off,
-		     strerror(-ret));
-		return ret;
-	}
-	return status;
-}
-
-static int wr(struct vblk_client *c, uint64_t off, size_t len, unsigned seed)
-{
-	fill(wbuf, len, seed);
-	return io(c, VIRTIO_BLK_T_OUT, off, wbuf, len, NULL, 0);
-}
-
-/* Read and compare with fill(seed); seed < 0: expect zeroes. */
-static bool rd_check(struct vblk_client *c, uint64_t off, size_t len, int seed)
-{
-	if (io(c, VIRTIO_BLK_T_IN, off, NULL, 0, rbuf, len) != VIRTIO_BLK_S_OK)
-		return false;
-	if (seed < 0) {
-		for (size_t i = 0; i < len; i++)
-			if (rbuf[i])
-				return false;
-		return true;
-	}
-	fill(wbuf, len, (unsigned)seed);
-	return memcmp(wbuf, rbuf, len) == 0;
-}
-
-static int discard(struct vblk_client *c, uint64_t off, uint64_t len)
-{
-	struct { uint64_t sector; uint32_t num_sectors, flags; } seg = {
-		off / SECT, (uint32_t)(len / SECT), 0
-	};
-
-	return io(c, VIRTIO_BLK_T_DISCARD, 0, &seg, sizeof(seg), NULL, 0);
-}
+/* Requests on queue 0 at byte offsets, TMO each (vblk_client.h). */
+#define io(c, ...)          vblk_client_io_at(c, __VA_ARGS__, TMO)
+#define wr(c, ...)          vblk_client_write_fill(c, __VA_ARGS__, TMO)
+#define rd_check(c, ...)    vblk_client_read_check(c, __VA_ARGS__, TMO)
+#define discard(c, off, len) \
+	vblk_client_dwz_at(c, VIRTIO_BLK_T_DISCARD, off, len, TMO)
+#define sh(...)             fixture_sh(__VA_ARGS__)
 
 static double now_s(void)
 {
@@ -124,21 +81,6 @@ static int make_file(const char *path, uint64_t size)
 	}
 	close(fd);
 	return 0;
-}
-
-/* Run a shell command quietly; its exit status (-1 if it could not run). */
-static int sh(const char *fmt, ...) PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
 }
 
 static struct vblk_client *connect_to(const char *sock, const char *what)
@@ -431,7 +373,7 @@ static const char *setup_enospc(const char *img, const char *filler)
 		return "cannot create the image";
 	/* 512 KiB of the 2 MiB taken by something else. */
 	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	fill(wbuf, 512 << 10, 5);
+	vblk_fill(wbuf, 512 << 10, 5);
 	if (fd < 0 || write(fd, wbuf, 512 << 10) != 512 << 10) {
 		if (fd >= 0)
 			close(fd);
@@ -558,11 +500,7 @@ int main(int argc, char **argv)
 	char how[96];
 	int st;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&proc))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &proc);
 	vblkd_proc_path(&proc, "vblkd.log", log_path, sizeof(log_path));
 	vblkd_proc_path(&proc, "trunc.sock", t_sock, sizeof(t_sock));
 	vblkd_proc_path(&proc, "trunc.img", t_img, sizeof(t_img));

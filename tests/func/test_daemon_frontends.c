@@ -300,15 +300,6 @@ static void cleanup_at_exit(void)
 	vblkd_proc_cleanup(&proc_t);
 }
 
-static void make_image(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0 || ftruncate(fd, (off_t)IMG_SIZE))
-		tap_bail("image %s: %s", path, strerror(errno));
-	close(fd);
-}
-
 static void stop_daemon(struct vblkd_proc *p, const char *what)
 {
 	char how[96];
@@ -335,8 +326,8 @@ int main(int argc, char **argv)
 	vblkd_proc_path(&proc, "disk.img", img, sizeof(img));
 	vblkd_proc_path(&proc_t, "stall.sock", sock_t, sizeof(sock_t));
 	vblkd_proc_path(&proc_t, "stall.img", img_t, sizeof(img_t));
-	make_image(img);
-	make_image(img_t);
+	if (fixture_image(img, IMG_SIZE) || fixture_image(img_t, IMG_SIZE))
+		tap_bail("images in %s", proc.dir);
 	snprintf(a_sock, sizeof(a_sock), "--socket-path=%s", sock);
 	snprintf(a_file, sizeof(a_file), "--file=%s", img);
 	snprintf(t_sock, sizeof(t_sock), "--socket-path=%s", sock_t);

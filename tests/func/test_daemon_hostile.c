@@ -593,47 +593,6 @@ out:
 
 /* ---- malformed messages ----------------------------------------------------- */
 
-/* sendmsg with any number of fds (the helpers stop at 8). */
-static int send_with_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	if (nfds) {
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
-}
-
-struct wire {
-	struct vhost_msg_hdr hdr;
-	uint8_t payload[4096];
-};
-
-static int send_msg(int sock, uint32_t req, uint32_t flags, uint32_t size, const void *payload,
-		    uint32_t len, const int *fds, unsigned nfds)
-{
-	struct wire w = { .hdr = { .request = req, .flags = flags, .size = size } };
-
-	if (len > sizeof(w.payload))
-		return -EINVAL;
-	if (payload)
-		memcpy(w.payload, payload, len);
-	return send_with_fds(sock, &w, sizeof(w.hdr) + len, fds, nfds);
-}
-
 enum msg_case {
 	M_TRUNCATED_HEADER, M_TRUNCATED_PAYLOAD, M_OVERSIZED, M_BAD_VERSION,
 	M_KICK_TWO_FDS, M_CALL_NO_FD, M_MEM_FEWER_FDS, M_SIXTEEN_FDS,
@@ -675,28 +634,29 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 	switch (m) {
 	case M_TRUNCATED_HEADER:
 		u = VHOST_USER_GET_FEATURES;
-		send_with_fds(sock, &u, 6, NULL, 0);
+		fixture_send_fds(sock, &u, 6, NULL, 0);
 		shutdown(sock, SHUT_WR);
 		break;
 	case M_TRUNCATED_PAYLOAD:
-		send_msg(sock, VHOST_USER_SET_VRING_NUM, V, 8, &p, 4, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_NUM, V, 8, &p, 4, NULL, 0);
 		shutdown(sock, SHUT_WR);
 		break;
 	case M_OVERSIZED:
-		send_msg(sock, VHOST_USER_GET_FEATURES, V, 1u << 20, buf, sizeof(buf), NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_GET_FEATURES, V, 1u << 20, buf, sizeof(buf),
+				     NULL, 0);
 		break;
 	case M_BAD_VERSION:
-		send_msg(sock, VHOST_USER_GET_FEATURES, 0x2, 0, NULL, 0, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_GET_FEATURES, 0x2, 0, NULL, 0, NULL, 0);
 		break;
 	case M_KICK_TWO_FDS:
 		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
 		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
 		u = 0;
-		send_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 2);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 2);
 		break;
 	case M_CALL_NO_FD:
 		u = 1;
-		send_msg(sock, VHOST_USER_SET_VRING_CALL, V, 8, &u, 8, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_CALL, V, 8, &u, 8, NULL, 0);
 		break;
 	case M_MEM_FEWER_FDS:
 		memfd = memfd_create("bad", MFD_CLOEXEC);
@@ -706,23 +666,24 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 		p.memory.regions[0] = (struct vhost_msg_mem_region){ 0, 4096, 0x10000, 0 };
 		p.memory.regions[1] = (struct vhost_msg_mem_region){ 8192, 4096, 0x20000, 4096 };
 		fds[nfds++] = memfd;
-		send_msg(sock, VHOST_USER_SET_MEM_TABLE, V, 8 + 2 * 32, &p, 8 + 2 * 32, fds, 1);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_MEM_TABLE, V, 8 + 2 * 32, &p, 8 + 2 * 32,
+				     fds, 1);
 		nfds = 0;
 		break;
 	case M_SIXTEEN_FDS:
 		for (int i = 0; i < 16; i++)
 			fds[nfds++] = eventfd(0, EFD_CLOEXEC);
 		u = 0;
-		send_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 16);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 16);
 		break;
 	case M_BAD_INDEX_NUM:
 		p.state = (struct vhost_msg_vring_state){ .index = 99, .num = 64 };
-		send_msg(sock, VHOST_USER_SET_VRING_NUM, V, 8, &p, 8, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_NUM, V, 8, &p, 8, NULL, 0);
 		break;
 	case M_BAD_INDEX_KICK:
 		fds[nfds++] = eventfd(0, EFD_CLOEXEC);
 		u = 200;
-		send_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 1);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_KICK, V, 8, &u, 8, fds, 1);
 		break;
 	case M_MEM_9_REGIONS:
 	case M_MEM_9_REGIONS_BIG: {
@@ -744,7 +705,7 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 			fds[i] = memfd;
 		/* nregions 9 inside the largest legal size, or the bytes of 9. */
 		n = m == M_MEM_9_REGIONS ? 8 + 8 * 32 : 8 + 9 * 32;
-		send_msg(sock, VHOST_USER_SET_MEM_TABLE, V, n, raw, n, fds, 8);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_MEM_TABLE, V, n, raw, n, fds, 8);
 		break;
 	}
 	case M_MEM_BEYOND_FILE:
@@ -754,24 +715,24 @@ static void send_bad(struct vblk_client *c, enum msg_case m)
 		p.memory.nregions = 1;
 		p.memory.regions[0] = (struct vhost_msg_mem_region){ 0, 1 << 20, 0x10000, 0 };
 		fds[0] = memfd;
-		send_msg(sock, VHOST_USER_SET_MEM_TABLE, V, 8 + 32, &p, 8 + 32, fds, 1);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_MEM_TABLE, V, 8 + 32, &p, 8 + 32, fds, 1);
 		break;
 	case M_BAD_SIZE:
-		send_msg(sock, VHOST_USER_SET_VRING_NUM, V, 4, &p, 4, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_VRING_NUM, V, 4, &p, 4, NULL, 0);
 		break;
 	case M_UNOFFERED_FEATURES:
 		u = 1ull << 63;
-		send_msg(sock, VHOST_USER_SET_FEATURES, V, 8, &u, 8, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_SET_FEATURES, V, 8, &u, 8, NULL, 0);
 		break;
 	case M_CONFIG_SIZE_MISMATCH:
 		/* (A read beyond the config space is answered: see test_daemon_frontends.) */
 		p.config.offset = 0;
 		p.config.size = 200;
-		send_msg(sock, VHOST_USER_GET_CONFIG, V, 12 + 8, &p, 12 + 8, NULL, 0);
+		fixture_send_raw_msg(sock, VHOST_USER_GET_CONFIG, V, 12 + 8, &p, 12 + 8, NULL, 0);
 		break;
 	case M_GARBAGE:
 		vblk_fill(buf, sizeof(buf), 0xbad);
-		send_with_fds(sock, buf, sizeof(buf), NULL, 0);
+		fixture_send_fds(sock, buf, sizeof(buf), NULL, 0);
 		break;
 	case M_COUNT:
 		break;
@@ -1369,11 +1330,7 @@ int main(int argc, char **argv)
 	struct phase_mark pm;
 	int st;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&proc))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &proc);
 	atexit(cleanup_at_exit);    /* also after a Bail out */
 	vblkd_proc_path(&proc, "a.sock", sock_a, sizeof(sock_a));
 	vblkd_proc_path(&proc, "b.sock", sock_b, sizeof(sock_b));

@@ -536,11 +536,7 @@ int main(int argc, char **argv)
 	char ro_export[600], null_export[600], how[96];
 	int st;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&proc))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &proc);
 	atexit(cleanup_at_exit);    /* also after a Bail out */
 	vblkd_proc_path(&proc, "disk.sock", sock, sizeof(sock));
 	vblkd_proc_path(&proc, "ro.sock", sock_ro, sizeof(sock_ro));

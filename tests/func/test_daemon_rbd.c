@@ -60,80 +60,19 @@ static char conf[256], cdir[256], sock[256], log_path[256];
 static uint8_t wbuf[4 * MIB], rbuf[4 * MIB];
 static bool cluster_up;
 
+/* Requests on queue 0 at byte offsets, TMO each (vblk_client.h). */
+#define io(c, ...)          vblk_client_io_at(c, __VA_ARGS__, TMO)
+#define wr(c, ...)          vblk_client_write_fill(c, __VA_ARGS__, TMO)
+#define rd_check(c, ...)    vblk_client_read_check(c, __VA_ARGS__, TMO)
+#define dwz(c, ...)         vblk_client_dwz_at(c, __VA_ARGS__, TMO)
+#define sh(...)             fixture_sh(__VA_ARGS__)
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void fill(uint8_t *b, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(i * 131 + seed * 7 + (i >> 9));
-}
-
-/* Run a shell command line; its exit status (or -1). */
-static int sh(const char *fmt, ...) PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	st = system(cmd);
-	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
-}
-
-static int io(struct vblk_client *c, uint32_t type, uint64_t off, const void *out,
-	      size_t out_len, void *in, size_t in_len)
-{
-	uint8_t status = 0xff;
-	int ret = vblk_client_io(c, 0, type, off / SECT, out, out_len, in, in_len, 0, TMO,
-				 &status, NULL);
-
-	if (ret) {
-		diag("request type %u at %llu: %s", type, (unsigned long long)off,
-		     strerror(-ret));
-		return ret;
-	}
-	return status;
-}
-
-static int wr(struct vblk_client *c, uint64_t off, size_t len, unsigned seed)
-{
-	fill(wbuf, len, seed);
-	return io(c, VIRTIO_BLK_T_OUT, off, wbuf, len, NULL, 0);
-}
-
-/* Read and compare with fill(seed); seed < 0: expect zeroes. */
-static bool rd_check(struct vblk_client *c, uint64_t off, size_t len, int seed)
-{
-	if (io(c, VIRTIO_BLK_T_IN, off, NULL, 0, rbuf, len) != VIRTIO_BLK_S_OK)
-		return false;
-	if (seed < 0) {
-		for (size_t i = 0; i < len; i++)
-			if (rbuf[i])
-				return false;
-		return true;
-	}
-	fill(wbuf, len, (unsigned)seed);
-	return memcmp(wbuf, rbuf, len) == 0;
-}
-
-static int dwz(struct vblk_client *c, uint32_t type, uint64_t off, uint64_t len)
-{
-	struct virtio_blk_discard_write_zeroes seg = {
-		.sector = htole64(off / SECT),
-		.num_sectors = htole32((uint32_t)(len / SECT)),
-	};
-
-	return io(c, type, 0, &seg, sizeof(seg), NULL, 0);
 }
 
 static void dump_log(void)
@@ -241,7 +180,7 @@ static void test_io(void)
 	is(dwz(c, VIRTIO_BLK_T_WRITE_ZEROES, 10 * MIB, 512 * 1024), VIRTIO_BLK_S_OK,
 	   "dwz: write-zeroes");
 	ok(rd_check(c, 10 * MIB, 512 * 1024, -1), "dwz: write-zeroes range reads zeroes");
-	fill(wbuf, 3 * MIB, 4);
+	vblk_fill(wbuf, 3 * MIB, 4);
 	if (io(c, VIRTIO_BLK_T_IN, 8 * MIB, NULL, 0, rbuf, 3 * MIB) == VIRTIO_BLK_S_OK)
 		ok(!memcmp(rbuf, wbuf, 4096) &&
 		   !memcmp(rbuf + MIB + 4096, wbuf + MIB + 4096, MIB - 4096) &&
@@ -252,7 +191,7 @@ static void test_io(void)
 
 	/* 256 writes in flight on a ring of 1024, then all read back. */
 	for (unsigned i = 0; i < QD; i++) {
-		fill(wbuf, QD_LEN, 100 + i);
+		vblk_fill(wbuf, QD_LEN, 100 + i);
 		if (vblk_client_submit(c, 0, &reqs[i], VIRTIO_BLK_T_OUT,
 				       (16 * MIB + (uint64_t)i * QD_LEN) / SECT, wbuf, QD_LEN, 0, 0))
 			bad++;
@@ -363,7 +302,7 @@ static unsigned mq_round(struct vblk_client *c, struct vblk_req (*reqs)[MQ_DEPTH
 			bool w = type == VIRTIO_BLK_T_OUT;
 
 			if (w)
-				fill(wbuf, MQ_LEN, seed + q * MQ_DEPTH + i);
+				vblk_fill(wbuf, MQ_LEN, seed + q * MQ_DEPTH + i);
 			if (vblk_client_submit(c, q, &reqs[q][i], type, mq_off(q, i) / SECT,
 					       w ? wbuf : NULL, w ? MQ_LEN : 0, w ? 0 : MQ_LEN, 0))
 				diag("mq: submit q%u #%u failed", q, i);
@@ -401,7 +340,7 @@ static void test_mq(void)
 	   "mq: %u reads in flight on %u queues, all OK", MQ_Q * MQ_DEPTH, MQ_Q);
 	for (unsigned q = 0; q < MQ_Q; q++) {
 		for (unsigned i = 0; i < MQ_DEPTH; i++) {
-			fill(wbuf, MQ_LEN, 3000 + q * MQ_DEPTH + i);
+			vblk_fill(wbuf, MQ_LEN, 3000 + q * MQ_DEPTH + i);
 			bad += !reqs[q][i].done || memcmp(reqs[q][i].in_data, wbuf, MQ_LEN);
 		}
 	}
@@ -423,7 +362,7 @@ static void test_osd_restart(void)
 		bad += wr(c, 20 * MIB + i * 65536ull, 65536, 200 + i) != VIRTIO_BLK_S_OK;
 	/* ...and a batch in flight while the OSD goes down and comes back. */
 	for (unsigned i = 0; i < 64; i++) {
-		fill(wbuf, 65536, 300 + i);
+		vblk_fill(wbuf, 65536, 300 + i);
 		bad += vblk_client_submit(c, 0, &reqs[i], VIRTIO_BLK_T_OUT,
 					  (24 * MIB + i * 65536ull) / SECT, wbuf, 65536, 0, 0) != 0;
 	}
@@ -468,7 +407,7 @@ static void test_timeout(void)
 
 	/* Shutdown with a request stuck in librbd. */
 	ok(sh("%s osd-stop %s STOP", cluster_sh, cdir) == 0, "shutdown: OSD frozen");
-	fill(wbuf, 4096, 23);
+	vblk_fill(wbuf, 4096, 23);
 	ok(vblk_client_submit(c, 0, &r, VIRTIO_BLK_T_OUT, 16, wbuf, 4096, 0, 0) == 0 &&
 	   vblk_client_kick(c, 0, true) == 0, "shutdown: a write in flight");
 	usleep(300000);
@@ -539,7 +478,7 @@ static void test_takeover(void)
 	while (vblkd_proc_alive(&p))
 		usleep(10000);
 	vblk_client_destroy(c);
-	fill(wbuf, 65536, 35);
+	vblk_fill(wbuf, 65536, 35);
 	status = 0xff;
 	ret = vblk_client_io(c2, 0, VIRTIO_BLK_T_OUT, 7 * MIB / SECT, wbuf, 65536, NULL, 0, 0,
 			     WATCH_TMO, &status, NULL);

@@ -211,11 +211,7 @@ int main(int argc, char **argv)
 	struct vblkd_proc dir = { 0 };
 	int fd;
 
-	if (argc < 2)
-		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
-	vblkd = argv[1];
-	if (vblkd_proc_init(&dir))
-		tap_bail("mkdtemp");
+	vblkd = vblk_test_start(argc, argv, &dir);
 	vblkd_proc_path(&dir, "disk.sock", sock, sizeof(sock));
 	vblkd_proc_path(&dir, "disk.img", img, sizeof(img));
 	vblkd_proc_path(&dir, "vblkd.log", log_path, sizeof(log_path));

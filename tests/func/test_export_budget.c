@@ -105,13 +105,13 @@ int main(void)
 	struct iothread *t;
 	struct export *e;
 	pthread_t ctrl_thread;
-	char dir[] = "/tmp/vblk-budget-XXXXXX", sock[64];
+	char dir[64], sock[96];
 	uint64_t st_gpa, ps_gpa;
 	volatile uint8_t *st, *ps;
 	unsigned serial_left = 0, unsupp = 0, added = 0;
 	int ret;
 
-	if (!mkdtemp(dir))
+	if (fixture_tmpdir("vblk-budget", dir, sizeof(dir)))
 		tap_bail("mkdtemp");
 	snprintf(sock, sizeof(sock), "%s/sock", dir);
 	p.socket_path = sock;

@@ -24,6 +24,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
+#include "tap.h"
 #include "common/compiler.h"
 #include "vblk_client.h"
 
@@ -1128,6 +1129,73 @@ bool vblk_client_rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsi
 		return false;
 	}
 	return true;
+}
+
+int vblk_client_io_at(struct vblk_client *c, uint32_t type, uint64_t off, const void *out,
+		      size_t out_len, void *in, size_t in_len, int timeout_ms)
+{
+	uint8_t status = 0xff;
+	int ret = vblk_client_io(c, 0, type, off / 512, out, out_len, in, in_len, 0, timeout_ms,
+				 &status, NULL);
+
+	if (ret) {
+		printf("# request type %u at %llu: %s\n", type, (unsigned long long)off,
+		       strerror(-ret));
+		return ret;
+	}
+	return status;
+}
+
+int vblk_client_write_fill(struct vblk_client *c, uint64_t off, size_t len, uint64_t seed,
+			   int timeout_ms)
+{
+	uint8_t *b = malloc(len ? len : 1);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	vblk_fill(b, len, seed);
+	ret = vblk_client_io_at(c, VIRTIO_BLK_T_OUT, off, b, len, NULL, 0, timeout_ms);
+	free(b);
+	return ret;
+}
+
+bool vblk_client_read_check(struct vblk_client *c, uint64_t off, size_t len, int64_t seed,
+			    int timeout_ms)
+{
+	uint8_t *got = malloc(len ? len : 1), *want = calloc(1, len ? len : 1);
+	bool same = false;
+
+	if (got && want &&
+	    vblk_client_io_at(c, VIRTIO_BLK_T_IN, off, NULL, 0, got, len, timeout_ms) ==
+	    VIRTIO_BLK_S_OK) {
+		if (seed >= 0)
+			vblk_fill(want, len, (uint64_t)seed);
+		same = memcmp(got, want, len) == 0;
+	}
+	free(got);
+	free(want);
+	return same;
+}
+
+int vblk_client_dwz_at(struct vblk_client *c, uint32_t type, uint64_t off, uint64_t len,
+		       int timeout_ms)
+{
+	struct virtio_blk_discard_write_zeroes seg = {
+		.sector = htole64(off / 512),
+		.num_sectors = htole32((uint32_t)(len / 512)),
+	};
+
+	return vblk_client_io_at(c, type, 0, &seg, sizeof(seg), NULL, 0, timeout_ms);
+}
+
+const char *vblk_test_start(int argc, char **argv, struct vblkd_proc *proc)
+{
+	if (argc < 2)
+		tap_bail("usage: %s PATH-TO-VBLKD", argv[0]);
+	if (vblkd_proc_init(proc))
+		tap_bail("mkdtemp");
+	return argv[1];
 }
 
 bool vblk_sock_closed_by_peer(int fd, int timeout_ms)

@@ -219,10 +219,36 @@ void vblk_fill(uint8_t *b, size_t n, uint64_t seed);
  */
 bool vblk_client_rw_check(struct vblk_client *c, unsigned q, uint64_t seed, unsigned flags,
 			  int timeout_ms);
+/*
+ * Requests on queue 0 at a byte offset (a multiple of 512), waiting up to
+ * @timeout_ms, for tests about storage rather than rings.
+ * vblk_client_io_at returns the status byte (VIRTIO_BLK_S_*) or -errno
+ * (also said as a TAP comment); @out / @in as for vblk_client_io.
+ */
+int vblk_client_io_at(struct vblk_client *c, uint32_t type, uint64_t off, const void *out,
+		      size_t out_len, void *in, size_t in_len, int timeout_ms);
+/* Write @len bytes of vblk_fill(@seed) at @off: the status byte or -errno. */
+int vblk_client_write_fill(struct vblk_client *c, uint64_t off, size_t len, uint64_t seed,
+			   int timeout_ms);
+/* Read @len bytes at @off: true if that completed OK with the bytes of
+ * vblk_fill(@seed), or zeroes for @seed < 0. */
+bool vblk_client_read_check(struct vblk_client *c, uint64_t off, size_t len, int64_t seed,
+			    int timeout_ms);
+/* DISCARD / WRITE_ZEROES (@type) of one segment [off, off + len): the
+ * status byte or -errno. */
+int vblk_client_dwz_at(struct vblk_client *c, uint32_t type, uint64_t off, uint64_t len,
+		       int timeout_ms);
 /* True once the peer closed @fd: EOF or reset within @timeout_ms (bytes
  * before the EOF, such as replies, are read and skipped). */
 bool vblk_sock_closed_by_peer(int fd, int timeout_ms);
 
 /* The daemon process: struct vblkd_proc and vblkd_proc_*() are in fixture/fixture.h. */
+
+/*
+ * vblk_test_start - the opening of a daemon test's main(): argv[1] names
+ * the vblkd under test, and @proc gets a fresh temp dir. Bails out (TAP)
+ * without either. Return: argv[1].
+ */
+const char *vblk_test_start(int argc, char **argv, struct vblkd_proc *proc);
 
 #endif

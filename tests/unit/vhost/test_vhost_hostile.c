@@ -75,21 +75,11 @@ static void send_raw(struct env *e, struct vhost_frontend *f, uint32_t req, uint
 		payload = zeros;
 	/* More than VHOST_USER_MAX_FDS: bypass the helper's own limit. */
 	if (nfds > VHOST_USER_MAX_FDS) {
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * 16)];
-			struct cmsghdr align;
-		} cbuf;
 		struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, len } };
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf.buf,
-				     .msg_controllen = CMSG_SPACE(sizeof(int) * nfds) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		int ret = fixture_sendmsg_fds(vhost_frontend_fd(f), iov, 2, fds, nfds);
 
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-		if (sendmsg(vhost_frontend_fd(f), &mh, MSG_NOSIGNAL) < 0)
-			diag("sendmsg: %s", strerror(errno));
+		if (ret)
+			diag("sendmsg: %s", strerror(-ret));
 	} else {
 		/* Errors are fine: the backend may already have hung up. */
 		vhost_msg_send(vhost_frontend_fd(f), &hdr, payload, len, fds, nfds);
@@ -120,30 +110,13 @@ static void send_split(struct vhost_frontend *f, uint32_t req, const void *paylo
 		       uint32_t len, unsigned nfds)
 {
 	struct vhost_msg_hdr hdr = { .request = req, .flags = VHOST_USER_VERSION, .size = len };
-	int fds[VHOST_USER_MAX_FDS];
+	int fds[VHOST_USER_MAX_FDS], ret;
 
 	for (unsigned i = 0; i < nfds; i++)
 		fds[i] = eventfd(0, EFD_CLOEXEC);
-	{
-		struct iovec iov = { &hdr, sizeof(hdr) };
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-			struct cmsghdr align;
-		} cbuf;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-				     .msg_controllen = CMSG_SPACE(sizeof(int) * nfds) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-		if (sendmsg(vhost_frontend_fd(f), &mh, MSG_NOSIGNAL) < 0)
-			diag("sendmsg: %s", strerror(errno));
-		iov = (struct iovec){ (void *)payload, len };
-		if (sendmsg(vhost_frontend_fd(f), &mh, MSG_NOSIGNAL) < 0)
-			diag("sendmsg: %s", strerror(errno));
-	}
+	if ((ret = fixture_send_fds(vhost_frontend_fd(f), &hdr, sizeof(hdr), fds, nfds)) ||
+	    (ret = fixture_send_fds(vhost_frontend_fd(f), payload, len, fds, nfds)))
+		diag("sendmsg: %s", strerror(-ret));
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);
 }

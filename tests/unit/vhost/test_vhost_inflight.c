@@ -53,21 +53,6 @@ static int set_mem(struct env *e, struct vhost_frontend *f)
 	return vhost_frontend_set_mem_table(f, r, fds, 2);
 }
 
-static int start_ring(struct vhost_frontend *f, unsigned q, int kick, int call, unsigned num,
-		      unsigned base)
-{
-	int ret;
-
-	ret = vhost_frontend_set_vring_num(f, q, num);
-	ret = ret ?: vhost_frontend_set_vring_base(f, q, base);
-	ret = ret ?: vhost_frontend_set_vring_addr(f, q, 0, ring_uva(q, T_DESC),
-						   ring_uva(q, T_USED), ring_uva(q, T_AVAIL), 0);
-	ret = ret ?: vhost_frontend_set_vring_kick(f, q, kick);
-	ret = ret ?: vhost_frontend_set_vring_call(f, q, call);
-	ret = ret ?: vhost_frontend_set_vring_enable(f, q, true);
-	return ret;
-}
-
 /* The QEMU 7.2 order: features, GET, SET, memory, rings; then stop. */
 static void test_session(struct env *e, bool packed)
 {
@@ -99,7 +84,7 @@ static void test_session(struct env *e, bool packed)
 	ok(zero, "the area starts zeroed");
 	CHECK(set_inflight(f, in.mmap_size, 0, 2, 128, afd));
 	CHECK(set_mem(e, f));
-	CHECK(start_ring(f, 1, kick, call, 128, packed ? 0x8000 : 0));
+	CHECK(env_start_ring(f, 1, kick, call, 128, packed ? 0x8000 : 0));
 	ok(WAIT_FOR(e, e->dev.starts == starts0 + 1), "ring started with the area");
 	/* virtq took its region over: vring 1's header says version 1. */
 	{
@@ -137,8 +122,8 @@ static void test_ring_too_big(struct env *e)
 	CHECK(get_inflight(f, 1, 64, &in, &afd));
 	CHECK(set_inflight(f, in.mmap_size, 0, 1, 64, afd));
 	CHECK(set_mem(e, f));
-	CHECK(start_ring(f, 0, kick, call, 128, 0));
-	CHECK(start_ring(f, 1, kick, call, 64, 0));
+	CHECK(env_start_ring(f, 0, kick, call, 128, 0));
+	CHECK(env_start_ring(f, 1, kick, call, 64, 0));
 	usleep(50000);
 	ok(DEV(e, starts) == starts0, "rings larger than / beyond the area are not started");
 out:

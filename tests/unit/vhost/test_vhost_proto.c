@@ -25,21 +25,6 @@ static void test_handshake(struct env *e)
 	ok(healthy_and_close(e), "second session on vring 1 after reconnect");
 }
 
-/* Start vring q on an open, negotiated connection (memory already set). */
-static int start_ring(struct vhost_frontend *f, unsigned q, int kick, int call, unsigned num)
-{
-	int ret;
-
-	ret = vhost_frontend_set_vring_num(f, q, num);
-	ret = ret ?: vhost_frontend_set_vring_base(f, q, 0);
-	ret = ret ?: vhost_frontend_set_vring_addr(f, q, 0, ring_uva(q, T_DESC),
-						   ring_uva(q, T_USED), ring_uva(q, T_AVAIL), 0);
-	ret = ret ?: vhost_frontend_set_vring_kick(f, q, kick);
-	ret = ret ?: vhost_frontend_set_vring_call(f, q, call);
-	ret = ret ?: vhost_frontend_set_vring_enable(f, q, true);
-	return ret;
-}
-
 static int negotiate(struct vhost_frontend *f, uint64_t features)
 {
 	int ret;
@@ -78,7 +63,7 @@ static void test_live_swaps(struct env *e)
 		return;
 	is(negotiate(f, FEAT_SPLIT), 0, "negotiated");
 	is(set_mem(e, f), 0, "memory table");
-	is(start_ring(f, 0, kick, call1, 128), 0, "vring 0 configured and enabled");
+	is(env_start_ring(f, 0, kick, call1, 128, 0), 0, "vring 0 configured and enabled");
 	is(DEV(e, starts), starts0 + 1, "vring 0 started");
 	ok(markers_ok(e, 0), "ring pointers translated through the table");
 
@@ -259,7 +244,7 @@ static void test_ring_size_refused(struct env *e)
 		is(vhost_frontend_set_vring_num(f, 0, bad_sizes[i]), -EIO,
 		   "split ring of %u: NACK", bad_sizes[i]);
 	is(vhost_frontend_get_features(f, &feat), 0, "connection alive after the NACKs");
-	is(start_ring(f, 0, kick, call, T_MAX_QSIZE), 0, "a ring of the largest size starts");
+	is(env_start_ring(f, 0, kick, call, T_MAX_QSIZE, 0), 0, "a ring of the largest size starts");
 	ok(WAIT_FOR(e, e->dev.starts == starts0 + 1), "started");
 	is(vhost_frontend_get_vring_base(f, 0, &base), 0, "stopped");
 
@@ -425,7 +410,7 @@ static void test_async_stop(struct env *e)
 	e->dev.async_stop = true;
 	is(negotiate(f, FEAT_SPLIT), 0, "negotiated");
 	is(set_mem(e, f), 0, "memory");
-	is(start_ring(f, 0, kick, -1, 256), 0, "ring started");
+	is(env_start_ring(f, 0, kick, -1, 256, 0), 0, "ring started");
 	/* Pipeline GET_VRING_BASE and GET_FEATURES without waiting. */
 	is(vhost_frontend_send(f, VHOST_USER_GET_VRING_BASE, VHOST_USER_VERSION, &st, sizeof(st),
 			       NULL, 0), 0, "GET_VRING_BASE sent");
@@ -437,9 +422,9 @@ static void test_async_stop(struct env *e)
 	is(vhost_frontend_recv_reply(f, VHOST_USER_GET_FEATURES, &feat, sizeof(feat), NULL), 0,
 	   "then the features");
 	/* Disconnect with a ring running and an async stop. */
-	is(start_ring(f, 0, kick, -1, 256), 0, "ring restarted");
+	is(env_start_ring(f, 0, kick, -1, 256, 0), 0, "ring restarted");
 	is(vhost_frontend_get_vring_base(f, 0, &base), 0, "and stopped again");
-	is(start_ring(f, 0, kick, -1, 256), 0, "and started again");
+	is(env_start_ring(f, 0, kick, -1, 256, 0), 0, "and started again");
 	vhost_frontend_destroy(f);
 	ok(WAIT_FOR(e, e->dev.disconnects == disc + 1 && !e->dev.running[0]),
 	   "disconnect waits for the async stop");
@@ -460,7 +445,7 @@ static void test_reset_owner(struct env *e)
 		return;
 	is(negotiate(f, FEAT_SPLIT), 0, "negotiated");
 	is(set_mem(e, f), 0, "memory");
-	is(start_ring(f, 1, kick, -1, 256), 0, "ring started");
+	is(env_start_ring(f, 1, kick, -1, 256, 0), 0, "ring started");
 	is(vhost_frontend_reset_owner(f), 0, "RESET_OWNER acked");
 	is(DEV(e, stops), stops0 + 1, "ring stopped");
 	starts0 = DEV(e, starts);
@@ -543,7 +528,7 @@ static void test_destroy_connected(bool from_ctrl_thread)
 		return;
 	is(negotiate(f, FEAT_SPLIT), 0, "negotiated");
 	is(set_mem(&e, f), 0, "memory");
-	is(start_ring(f, 0, kick, -1, 64), 0, "ring started");
+	is(env_start_ring(f, 0, kick, -1, 64, 0), 0, "ring started");
 	ok(DEV(&e, running[0]), "running");
 	if (from_ctrl_thread) {
 		loop_call(e.ctrl, destroy_in_ctrl, &e);

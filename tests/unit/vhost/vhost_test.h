@@ -314,6 +314,26 @@ static uint64_t ring_uva(unsigned q, unsigned area)
 	return T_UVA1 + (T_RING_OFF(q) - T_REG_SIZE) + area;
 }
 
+/*
+ * Configure and enable vring q on an open, negotiated connection whose
+ * memory is set: size @num, resuming at @base, kick and call fds (-1:
+ * none), in QEMU's order.
+ */
+static inline int env_start_ring(struct vhost_frontend *f, unsigned q, int kick, int call,
+				 unsigned num, unsigned base)
+{
+	int ret;
+
+	ret = vhost_frontend_set_vring_num(f, q, num);
+	ret = ret ?: vhost_frontend_set_vring_base(f, q, base);
+	ret = ret ?: vhost_frontend_set_vring_addr(f, q, 0, ring_uva(q, T_DESC),
+						   ring_uva(q, T_USED), ring_uva(q, T_AVAIL), 0);
+	ret = ret ?: vhost_frontend_set_vring_kick(f, q, kick);
+	ret = ret ?: vhost_frontend_set_vring_call(f, q, call);
+	ret = ret ?: vhost_frontend_set_vring_enable(f, q, true);
+	return ret;
+}
+
 static bool markers_ok(struct env *e, unsigned q)
 {
 	bool ok_ = DEV(e, mark_desc[q]) == (0x1111000000000000ull | q) &&

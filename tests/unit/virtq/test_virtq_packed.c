@@ -498,6 +498,68 @@ static void test_init(void)
 	env_fini(&e);
 }
 
+/* One out-only request of 16 bytes at @off: added, popped, returned in @el. */
+static void one_popped(struct qp *q, struct virtq_drv_buf *b, struct virtq_elem *el,
+		       struct iovec *iov, void *token)
+{
+	if (virtq_drv_add(&q->d, b, 1, 0, token, NULL, 0) ||
+	    virtq_pop(&q->vq, q->e->mem, el, iov, MAX_IOV) != 1)
+		tap_bail("packed round trip");
+}
+
+/*
+ * virtq_get_used_base reports the used index and wrap counter (the high
+ * half of a packed GET_VRING_BASE), and virtq_set_rings moves a running
+ * queue to a new mapping of the same memory (the old one is unmapped).
+ */
+static void test_set_rings(void)
+{
+	struct env e;
+	struct qp q;
+	struct gmem *remap = NULL;
+	struct virtq_elem el, held;
+	struct iovec iov[MAX_IOV], iov_held[MAX_IOV];
+	struct virtq_drv_buf b = { .len = 16 };
+	int tok[2];
+	void *desc;
+	unsigned i;
+
+	env_init(&e, 16 * PAGE, false);
+	if (qp_init(&q, &e, 0, 4, true, false, FRESH))
+		tap_bail("qp_init");
+	b.addr = gpa(4 * PAGE);
+	is(virtq_get_used_base(&q.vq), 0x8000, "used_base: fresh ring (wrap 1)");
+	for (i = 0; i < 5; i++) {
+		one_popped(&q, &b, &el, iov, &tok[0]);
+		virtq_push(&q.vq, &el, 0);
+		if (virtq_drv_get_used(&q.d, NULL) != &tok[0])
+			tap_bail("packed completion");
+	}
+	one_popped(&q, &b, &held, iov_held, &tok[1]);
+	is(virtq_get_base(&q.vq), 2, "used_base: avail side wrapped once (index 2, wrap 0)");
+	is(virtq_get_used_base(&q.vq), 1, "used_base: used side one behind (index 1, wrap 0)");
+
+	if (fixture_gmem_add(&remap, e.fd, GPA_BASE, UVA_BASE, 0, e.size))
+		tap_bail("second mapping");
+	desc = gmem_ptr(remap, gpa(0), 4 * 16);
+	ok(desc && desc != (void *)q.vq.pdesc, "set_rings: the new mapping is elsewhere");
+	virtq_set_rings(&q.vq, desc, gmem_ptr(remap, gpa(q.ev_off), 4),
+			gmem_ptr(remap, gpa(q.ev_off + 64), 4));
+	ok((void *)q.vq.pdesc == desc, "set_rings: the queue uses the new areas");
+	gmem_put(e.mem);   /* unmaps the old view */
+	e.mem = remap;
+
+	virtq_push(&q.vq, &held, 0);
+	ok(virtq_drv_get_used(&q.d, NULL) == &tok[1], "set_rings: in-flight request completes");
+	one_popped(&q, &b, &el, iov, &tok[0]);
+	virtq_push(&q.vq, &el, 0);
+	ok(virtq_drv_get_used(&q.d, NULL) == &tok[0], "set_rings: a new request after the remap");
+	is(virtq_get_used_base(&q.vq), 3, "used_base: follows the pushes");
+	is(virtq_get_base(&q.vq), 3, "used_base: equals base when idle");
+	qp_fini(&q);
+	env_fini(&e);
+}
+
 /* One request of fixed shape through both sides, checked step by step. */
 static void test_basic(bool tiny)
 {
@@ -1319,6 +1381,7 @@ int main(void)
 	test_notify_wraps();
 	test_notify_first();
 	test_limits();
+	test_set_rings();
 
 	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 		char name[64];

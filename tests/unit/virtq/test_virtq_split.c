@@ -482,6 +482,63 @@ static void test_resume(void)
 	split_env_fini(&e);
 }
 
+/*
+ * The guest memory is mapped anew (a new memory table) while requests are
+ * in flight: after virtq_set_rings the queue works through the new
+ * mapping only (the old one is unmapped, so a stale pointer would fault),
+ * keeping its indices.
+ */
+static void test_set_rings(void)
+{
+	struct split_env e;
+	struct req r[4];
+	struct virtq_elem el[4];
+	struct iovec iov[4][MAX_IOV];
+	struct gmem *remap = NULL;
+	uint64_t ds, as, us;
+	void *desc, *avail, *used;
+	uint32_t no = 0;
+	unsigned i;
+
+	split_env_init(&e, SPLIT_FLAT, 16, true, false, 0xfffe);
+	for (i = 0; i < 3; i++)
+		add_simple(&e, 0, &r[i], i);
+	for (i = 0; i < 2; i++)
+		is(pop1(&e, 0, &el[i], iov[i]), 1, "set_rings: pop %u before the remap", i);
+	virtq_push(&e.vq[0], &el[0], 0);
+	is(virtq_get_base(&e.vq[0]), 0, "set_rings: base past the 16-bit wrap");
+	is(virtq_get_used_base(&e.vq[0]), 0xffff, "set_rings: used base one behind (one in flight)");
+
+	if (fixture_gmem_add(&remap, e.fd, split_gpa(&e, 0), SPLIT_UVA_BASE, 0, e.size))
+		tap_bail("second mapping");
+	virtq_area_sizes(e.num, false, &ds, &as, &us);
+	desc = gmem_ptr(remap, split_gpa(&e, split_ring_off(0, 0)), ds);
+	avail = gmem_ptr(remap, split_gpa(&e, split_ring_off(0, 1)), as);
+	used = gmem_ptr(remap, split_gpa(&e, split_ring_off(0, 2)), us);
+	ok(desc && desc != (void *)e.vq[0].desc, "set_rings: the new mapping is elsewhere");
+	virtq_set_rings(&e.vq[0], desc, avail, used);
+	ok(e.vq[0].desc == desc && (void *)e.vq[0].avail == avail &&
+	   (void *)e.vq[0].used == used, "set_rings: the queue uses the new areas");
+	gmem_put(e.mem);   /* unmaps the old view */
+	e.mem = remap;
+
+	is(pop1(&e, 0, &el[2], iov[2]), 1, "set_rings: pop after the remap");
+	iov_to_buf(el[2].iov, el[2].out_num, 0, &no, 4);
+	is(no, 2, "set_rings: the third request comes next");
+	virtq_push(&e.vq[0], &el[1], 0);
+	virtq_push(&e.vq[0], &el[2], 0);
+	add_simple(&e, 0, &r[3], 3);
+	is(pop1(&e, 0, &el[3], iov[3]), 1, "set_rings: a new request after the remap");
+	virtq_push(&e.vq[0], &el[3], 0);
+	ok(virtq_drv_get_used(&e.dq[0], NULL) == &r[0] &&
+	   virtq_drv_get_used(&e.dq[0], NULL) == &r[1] &&
+	   virtq_drv_get_used(&e.dq[0], NULL) == &r[2] &&
+	   virtq_drv_get_used(&e.dq[0], NULL) == &r[3], "set_rings: the driver sees all four");
+	is(virtq_get_used_base(&e.vq[0]), 2, "set_rings: used base after all completed");
+	is(virtq_get_base(&e.vq[0]), 2, "set_rings: base equals used base when idle");
+	split_env_fini(&e);
+}
+
 static void test_init_errors(void)
 {
 	struct split_env e;
@@ -593,5 +650,6 @@ int main(void)
 	test_event_idx();
 	test_flags_notify();
 	test_resume();
+	test_set_rings();
 	return tap_done();
 }
