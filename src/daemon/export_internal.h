@@ -4,6 +4,7 @@
 #define VBLK_DAEMON_EXPORT_INTERNAL_H
 
 #include "daemon/daemon.h"
+#include "daemon/stats.h"
 
 struct ereq;
 
@@ -31,6 +32,9 @@ struct equeue {
 	bool is_dirty;            /* on t->dirty */
 	struct equeue *dirty_next;
 	uint64_t completed;       /* statistics */
+	/* Written by the iothread only, read by the control thread
+	 * (relaxed; see stats.h). Kept across reconnects. */
+	struct stats_queue stats;
 };
 
 /* Signal the call eventfd if the ring wants a used-buffer notification. */

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "daemon/control.h"
+#include "daemon/control_stats.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
 #include "mgmt/mgmt.h"
@@ -437,6 +438,8 @@ int main(int argc, char **argv)
 			goto out_exports;
 		}
 		ret = control_register(exports, mgmt);
+		if (!ret)
+			ret = control_stats_register(exports, mgmt);
 		if (ret) {
 			log_err("cannot register the control methods: %s", strerror(-ret));
 			goto out_exports;
