@@ -11,7 +11,7 @@ VBLKD=${1:?usage: test_vblkctl_stats.sh VBLKD VBLKCTL VBLKPERF}
 VBLKCTL=${2:?usage: test_vblkctl_stats.sh VBLKD VBLKCTL VBLKPERF}
 VBLKPERF=${3:?usage: test_vblkctl_stats.sh VBLKD VBLKCTL VBLKPERF}
 tmp=$(mktemp -d)
-pid= perf=
+pid='' perf=''
 cleanup() {
 	[ -n "$perf" ] && kill "$perf" 2>/dev/null && wait "$perf" 2>/dev/null
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -56,6 +56,7 @@ sleep 0.5
 run stats --watch --interval 0.5 --count 3
 check "--watch --count 3: exit 0" test $rc -eq 0
 check "--watch --count 3: three reports" test "$(grep -c '^EXPORT ' <<<"$out")" -eq 3
+# shellcheck disable=SC2016 # awk's own $1, not the shell's
 check "--watch: the export's line has non-zero read and write rates" \
 	awk -v s="$S" '$1 == s && $2 > 0 && $3 > 0 { found = 1 } END { exit !found }' <<<"$out"
 run --json stats "$S" --watch --interval 0.2 --count 2
