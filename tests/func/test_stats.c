@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <json-c/json.h>
 
@@ -319,6 +322,25 @@ static struct json_object *scrape(const char *script, unsigned port)
 	return json_tokener_parse(out);
 }
 
+/* check_metrics.py --hostile: true if the endpoint answered afterwards. */
+static bool hostile(const char *script, unsigned port)
+{
+	char cmd[600], out[256] = "";
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s --hostile http://127.0.0.1:%u/metrics",
+		 script, port);
+	p = popen(cmd, "r");
+	if (!p)
+		return false;
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	if (pclose(p) != 0)
+		diag("check_metrics.py --hostile: %s", out);
+	return !strcmp(out, "ok\n");
+}
+
 static double sample(struct json_object *m, const char *key)
 {
 	struct json_object *v;
@@ -328,7 +350,7 @@ static double sample(struct json_object *m, const char *key)
 	return json_object_get_double(v);
 }
 
-static void test_metrics(const char *script)
+static void test_metrics(const char *script, struct vblk_client *c)
 {
 	unsigned port = metrics_port();
 	struct json_object *m;
@@ -394,6 +416,63 @@ static void test_metrics(const char *script)
 		json_object_put(e);
 	}
 	json_object_put(m);
+
+	/* Abuse, then the endpoint and the I/O still work. */
+	ok(hostile(script, port), "metrics: scraped fine after idle floods, garbage and huge requests");
+	ok(vblk_client_rw_check(c, 0, 99, 0, TMO), "I/O still works after the abuse");
+	m = scrape(script, port);
+	is((int64_t)sample(m, "vblk_requests_total{op=write,queue=0}"), 11,
+	   "metrics: the check's write counted (no scrape lost a count)");
+	json_object_put(m);
+}
+
+/* Exit status of vblkd started with @extra (a NULL-terminated list); -1 if it ran on. */
+static int exit_status(const char *vblkd, const char *const *extra)
+{
+	struct vblkd_proc p = { 0 };
+	char a_ctl[320], path[300];
+	const char *args[8] = { a_ctl };
+	int st = -1, w;
+
+	for (unsigned i = 0; extra[i] && i < 6; i++)
+		args[i + 1] = extra[i];
+	if (vblkd_proc_init(&p))
+		tap_bail("temp dir");
+	vblkd_proc_path(&p, "c.sock", path, sizeof(path));
+	snprintf(a_ctl, sizeof(a_ctl), "--control=%s", path);
+	if (vblkd_proc_start(&p, vblkd, args) == 0) {
+		w = vblkd_proc_wait(&p, 5000);
+		if (w >= 0 && WIFEXITED(w))
+			st = WEXITSTATUS(w);
+	}
+	vblkd_proc_stop(&p);
+	vblkd_proc_cleanup(&p);
+	return st;
+}
+
+static void test_metrics_options(const char *vblkd)
+{
+	static const char *const bad[] = {
+		"--metrics=nope", "--metrics=127.0.0.1", "--metrics=127.0.0.1:", "--metrics=:9100",
+		"--metrics=127.0.0.1:65536", "--metrics=127.0.0.1:-1", "--metrics=localhost:9100",
+		"--metrics=[::1]9100", "--metrics=[::1:9100", "--metrics=1.2.3.4.5:80",
+		"--metrics=127.0.0.1:80x",
+	};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	char busy[64];
+	int fd;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		is(exit_status(vblkd, (const char *[]){ bad[i], NULL }), 2, "%s: usage error", bad[i]);
+	/* A port some other socket listens on: vblkd cannot start. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len))
+		tap_bail("a listening socket: %s", strerror(errno));
+	snprintf(busy, sizeof(busy), "--metrics=127.0.0.1:%u", ntohs(a.sin_port));
+	is(exit_status(vblkd, (const char *[]){ busy, NULL }), 1, "a port in use: exit 1");
+	close(fd);
 }
 
 int main(int argc, char **argv)
@@ -434,7 +513,7 @@ int main(int argc, char **argv)
 	test_stats(c);
 	test_bad_params();
 	if (script)
-		test_metrics(script);
+		test_metrics(script, c);
 
 	vblk_client_destroy(c);
 	close(cfd);
@@ -442,5 +521,7 @@ int main(int argc, char **argv)
 	if (!ok(vblkd_proc_stop(&proc) == 0, "clean exit on SIGTERM"))
 		vblkd_log_dump(log_path);
 	vblkd_proc_cleanup(&proc);
+	if (script)
+		test_metrics_options(argv[1]);
 	return tap_done();
 }
