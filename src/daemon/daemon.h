@@ -26,6 +26,7 @@ struct iothread {
 	struct equeue *dirty;     /* queues with completions not yet notified */
 	clockid_t cpu_clock;      /* the thread's CPU-time clock (statistics) */
 	bool has_cpu_clock;
+	uint64_t now_ns;          /* statistics: this iteration's time; 0: not read yet */
 };
 
 int iothread_create(unsigned index, struct iothread **out);

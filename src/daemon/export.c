@@ -173,7 +173,7 @@ static inline void equeue_account(struct equeue *q, const struct ereq *r, uint32
 
 	stats_queue_done(&q->stats, op, r->blk.bytes,
 			 used_len == 0 || r->blk.result != VIRTIO_BLK_S_OK, r->start_ns,
-			 stats_now_ns());
+			 iothread_now(q->t));
 #else
 	(void)q, (void)r, (void)used_len;
 #endif
@@ -279,7 +279,7 @@ static void equeue_process(struct equeue *q)
 			q->inflight++;
 			q->popped++;
 #if VBLK_STATS
-			r->start_ns = stats_now_ns();
+			r->start_ns = iothread_now(q->t);
 			stats_add_u64(&q->stats.started, 1);
 #endif
 			budget--;

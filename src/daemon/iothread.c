@@ -54,6 +54,9 @@ static void iothread_idle(void *opaque)
 {
 	struct iothread *t = opaque;
 
+	/* Requests completed here are timed when they complete, not when
+	 * this iteration began; the next iteration reads the clock again. */
+	t->now_ns = 0;
 	storage_chan_drain(t->chan);
 	while (t->dirty) {
 		struct equeue *q = t->dirty;
@@ -64,6 +67,7 @@ static void iothread_idle(void *opaque)
 		equeue_notify(q);
 	}
 	storage_chan_flush(t->chan);
+	t->now_ns = 0;
 }
 
 int iothread_cpu_ns(const struct iothread *t, uint64_t *ns)

@@ -116,7 +116,7 @@ static inline void stats_queue_done(struct stats_queue *s, enum stats_op op, uin
 		stats_add_u64(&s->errors[op], 1);
 	if (op <= STATS_OP_FLUSH) {   /* the three with a histogram */
 		struct stats_hist *h = &s->lat[op];
-		uint64_t ns = now_ns - start_ns;
+		uint64_t ns = now_ns > start_ns ? now_ns - start_ns : 0;
 
 		stats_add_u64(&h->buckets[stats_bucket(ns)], 1);
 		stats_add_u64(&h->count, 1);
