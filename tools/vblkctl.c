@@ -293,6 +293,15 @@ static int build_request(const char *command, int argc, char **argv, const char 
 	return EXIT_OK;
 }
 
+int connect_control(const char *control)
+{
+	int fd = mgmt_client_connect(control);
+
+	if (fd < 0)
+		fprintf(stderr, "vblkctl: cannot connect to %s: %s\n", control, strerror(-fd));
+	return fd;
+}
+
 int call_method(int fd, const char *control, const char *method, struct json_object *params,
 		int timeout_ms, struct json_object **reply)
 {
@@ -368,9 +377,8 @@ int main(int argc, char **argv)
 		json_object_put(params);
 		return rc;
 	}
-	fd = mgmt_client_connect(control);
+	fd = connect_control(control);
 	if (fd < 0) {
-		fprintf(stderr, "vblkctl: cannot connect to %s: %s\n", control, strerror(-fd));
 		json_object_put(params);
 		return EXIT_CONN;
 	}

@@ -19,6 +19,8 @@ const char *jstr(struct json_object *o, const char *key, const char *dflt);
 uint64_t ju64(struct json_object *o, const char *key);
 const char *human_size(uint64_t v, char *buf, size_t n);
 void print_json(struct json_object *o);
+/* Connect to the control socket @control; errors are printed. Return: fd or -errno. */
+int connect_control(const char *control);
 /*
  * call_method - one call on the open connection @fd; errors are printed.
  * Return: EXIT_OK with *@reply set (the caller puts it; its "result" is

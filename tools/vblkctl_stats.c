@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
-#include "mgmt/mgmt_client.h"
 #include "vblkctl.h"
 
 /* The request types, in the order export-stats gives them. */
@@ -348,9 +347,8 @@ int stats_command(const char *control, int timeout_ms, int argc, char **argv)
 		json_object_object_add(params, "export", json_object_new_string(argv[0]));
 	if (queues)
 		json_object_object_add(params, "queues", json_object_new_boolean(1));
-	fd = mgmt_client_connect(control);
+	fd = connect_control(control);
 	if (fd < 0) {
-		fprintf(stderr, "vblkctl: cannot connect to %s: %s\n", control, strerror(-fd));
 		json_object_put(params);
 		return EXIT_CONN;
 	}

@@ -18,27 +18,14 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0 failed=0
-check() { # check DESCRIPTION CONDITION...
-	local desc=$1; shift
-	n=$((n + 1))
-	if "$@"; then echo "ok $n - $desc"; else echo "not ok $n - $desc"; failed=$((failed + 1)); fi
-}
-run() { # vblkctl's stdout in $out, stderr in $err, status in $rc
-	out=$(timeout 30 "$VBLKCTL" --control="$C" "$@" 2>"$tmp/err"); rc=$?
-	err=$(cat "$tmp/err")
-	[ -n "$err" ] && echo "# vblkctl $*: $err"
-	return 0
-}
-json() { # json PYTHON-EXPRESSION-ON-j: true if it holds for $out
-	/usr/bin/python3 -c "import json,sys; j=json.loads(sys.stdin.read()); sys.exit(0 if ($1) else 1)" <<<"$out"
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # check, run, json, wait_socket
 jsonl() { # jsonl PYTHON-EXPRESSION-ON-lines: each line of $out parsed, in a list
-	/usr/bin/python3 -c "import json,sys; lines=[json.loads(l) for l in sys.stdin.read().splitlines()]; sys.exit(0 if ($1) else 1)" <<<"$out"
+	python3 -c "import json,sys; lines=[json.loads(l) for l in sys.stdin.read().splitlines()]; sys.exit(0 if ($1) else 1)" <<<"$out"
 }
-wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 C=$tmp/ctl.sock S=$tmp/a.sock
+export VBLKCTL_CONTROL=$C
 "$VBLKD" --control="$C" --socket-path="$S" --null=1G --num-queues=2 2>"$tmp/vblkd.log" &
 pid=$!
 check "vblkd listens" wait_socket "$C"
@@ -69,7 +56,7 @@ perf=
 run stats "$S" --json
 check "stats --json: reads counted, percentiles in order" json \
 	"(lambda e: e['ops']['read']['requests'] > 0 and e['ops']['read']['bytes'] == 4096 * e['ops']['read']['requests'] and e['latency']['read']['count'] == e['ops']['read']['requests'] and e['latency']['read']['p50-ns'] <= e['latency']['read']['p99-ns'] <= e['latency']['read']['max-ns'] and e['in-flight'] == 0)(j['exports'][0])"
-reads=$(/usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['exports'][0]['ops']['read']['requests'])" <<<"$out")
+reads=$(python3 -c "import json,sys; print(json.load(sys.stdin)['exports'][0]['ops']['read']['requests'])" <<<"$out")
 run stats "$S"
 check "the table shows the same read count as --json" \
 	grep -qE "^  read +$reads " <<<"$out"
