@@ -37,7 +37,8 @@ check "stats before I/O: a table with zero reads" \
 check "stats: iothread CPU time" grep -qE "^iothread CPU time: 0: [0-9.]+s" <<<"$out"
 
 # Load on both queues, for longer than the --watch below takes.
-"$VBLKPERF" --path "$S" --rw randrw --qd 16 --queues 2 --runtime 8 >"$tmp/perf.txt" 2>&1 &
+"$VBLKPERF" --path "$S" --rw randrw --qd 16 --queues 2 --runtime 8 --json "$tmp/perf.json" \
+	>"$tmp/perf.txt" 2>&1 &
 perf=$!
 sleep 0.5
 run stats --watch --interval 0.5 --count 3
@@ -54,6 +55,9 @@ wait "$perf"; check "vblkperf ran without errors" grep -q "errors 0" "$tmp/perf.
 perf=
 
 run stats "$S" --json
+ios=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ios'])" "$tmp/perf.json")
+check "stats --json: reads + writes are exactly the $ios requests vblkperf (libvblk) completed" \
+	json "j['exports'][0]['ops']['read']['requests'] + j['exports'][0]['ops']['write']['requests'] == $ios"
 check "stats --json: reads counted, percentiles in order" json \
 	"(lambda e: e['ops']['read']['requests'] > 0 and e['ops']['read']['bytes'] == 4096 * e['ops']['read']['requests'] and e['latency']['read']['count'] == e['ops']['read']['requests'] and e['latency']['read']['p50-ns'] <= e['latency']['read']['p99-ns'] <= e['latency']['read']['max-ns'] and e['in-flight'] == 0)(j['exports'][0])"
 reads=$(python3 -c "import json,sys; print(json.load(sys.stdin)['exports'][0]['ops']['read']['requests'])" <<<"$out")
