@@ -47,7 +47,7 @@ if ((do_build)); then
 	"$root/scripts/fio-headers.sh" >/dev/null
 	[[ -d $with ]] || meson setup "$with" -Dbuildtype=release -Drbd=disabled -Dstats=true >&2
 	[[ -d $without ]] || meson setup "$without" -Dbuildtype=release -Drbd=disabled -Dstats=false >&2
-	ninja -C "$with" src/daemon/vblkd tools/vblkperf fio/libfio-vblk.so >&2
+	ninja -C "$with" src/daemon/vblkd tools/vblkperf fio/libfio-vblk.so bench/stats-cost >&2
 	ninja -C "$without" src/daemon/vblkd >&2
 fi
 [[ $(meson introspect --buildoptions "$with" | "${PY:-/usr/bin/python3}" -c \
@@ -147,3 +147,6 @@ for tool in dict.fromkeys(r[1] for r in rows):
 print("ratio: median with / median without; paired: median of the per-round ratios;")
 print("srv ns/IO: vblkd's CPU time per request (ratio > 1: statistics cost more CPU).")
 EOF
+echo
+# The accounting alone, in a loop, for scale against srv ns/IO above.
+[[ -x $with/bench/stats-cost ]] && taskset -c 0 "$with/bench/stats-cost" 5 10000000
