@@ -21,6 +21,7 @@
 #include "daemon/stats.h"
 
 #ifdef HAVE_MHD
+#include <dlfcn.h>
 #include <microhttpd.h>
 #endif
 
@@ -170,6 +171,52 @@ int metrics_render(struct control *c, FILE *f)
 #define METRICS_MAX_CONNECTIONS 16
 #define METRICS_CONNECTION_TIMEOUT_S 10
 
+/*
+ * libmicrohttpd is loaded when --metrics is given, not linked: it brings
+ * GnuTLS, p11-kit, nettle and seven more libraries, whose loading costs
+ * every vblkd start 20-100 ms here (a restart a guest waits for), and
+ * their code into a process that serves no HTTP. Its soname: the 0.9
+ * series' ABI.
+ */
+#define METRICS_MHD_SONAME "libmicrohttpd.so.12"
+
+static struct {
+	void *lib;
+	__typeof__(&MHD_start_daemon) start_daemon;
+	__typeof__(&MHD_stop_daemon) stop_daemon;
+	__typeof__(&MHD_create_response_from_buffer) create_response_from_buffer;
+	__typeof__(&MHD_add_response_header) add_response_header;
+	__typeof__(&MHD_queue_response) queue_response;
+	__typeof__(&MHD_destroy_response) destroy_response;
+} mhd;
+
+/* Context: the control thread, before the sandbox (dlopen opens files). */
+static int metrics_load_mhd(void)
+{
+	if (mhd.lib)
+		return 0;
+	mhd.lib = dlopen(METRICS_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!mhd.lib) {
+		log_err("metrics: cannot load %s: %s", METRICS_MHD_SONAME, dlerror());
+		return -ENOTSUP;
+	}
+	*(void **)&mhd.start_daemon = dlsym(mhd.lib, "MHD_start_daemon");
+	*(void **)&mhd.stop_daemon = dlsym(mhd.lib, "MHD_stop_daemon");
+	*(void **)&mhd.create_response_from_buffer =
+		dlsym(mhd.lib, "MHD_create_response_from_buffer");
+	*(void **)&mhd.add_response_header = dlsym(mhd.lib, "MHD_add_response_header");
+	*(void **)&mhd.queue_response = dlsym(mhd.lib, "MHD_queue_response");
+	*(void **)&mhd.destroy_response = dlsym(mhd.lib, "MHD_destroy_response");
+	if (!mhd.start_daemon || !mhd.stop_daemon || !mhd.create_response_from_buffer ||
+	    !mhd.add_response_header || !mhd.queue_response || !mhd.destroy_response) {
+		log_err("metrics: %s lacks a function vblkd needs", METRICS_MHD_SONAME);
+		dlclose(mhd.lib);
+		mhd.lib = NULL;
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 struct metrics {
 	struct MHD_Daemon *mhd;
 	struct loop *ctrl;
@@ -207,18 +254,18 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned statu
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(len, body,
+	r = mhd.create_response_from_buffer(len, body,
 					    owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!r) {
 		if (owned)
 			free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
+		mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = mhd.queue_response(conn, status, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -400,6 +447,9 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
 	char url[128];
 	int ret;
 
+	ret = metrics_load_mhd();
+	if (ret)
+		return ret;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -415,7 +465,7 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
 	 * a bounded number of connections that time out: everything it needs
 	 * (thread, epoll and eventfd) exists before the sandbox.
 	 */
-	m->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, metrics_handle, m,
+	m->mhd = mhd.start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, metrics_handle, m,
 				  MHD_OPTION_LISTEN_SOCKET, m->fd,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONNECTION_TIMEOUT_S,
@@ -440,7 +490,7 @@ void metrics_stop(struct metrics *m)
 {
 	if (!m)
 		return;
-	MHD_stop_daemon(m->mhd);   /* joins its thread, closes the socket */
+	mhd.stop_daemon(m->mhd);   /* joins its thread, closes the socket */
 	free(m);
 }
 
