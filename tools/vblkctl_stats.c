@@ -98,6 +98,8 @@ static void print_stats(struct json_object *res)
 	}
 	if (th && json_object_array_length(th))
 		printf("\n");
+	if (get(res, "metrics", NULL))
+		printf("metrics: %s\n", jstr(res, "metrics", ""));
 }
 
 /* ---- --watch ------------------------------------------------------------ */

@@ -134,6 +134,9 @@ static struct json_object *iothreads_json(const struct control *c)
 	return a;
 }
 
+/* The --metrics URL export-stats shows (one daemon, one endpoint). */
+static const char *stats_metrics_url;
+
 static void method_export_stats(void *opaque, struct mgmt_call *mc)
 {
 	struct control *c = opaque;
@@ -163,6 +166,8 @@ static void method_export_stats(void *opaque, struct mgmt_call *mc)
 		return;
 	}
 	json_object_object_add(res, "time-ns", u64(stats_now_ns()));
+	json_object_object_add(res, "metrics", stats_metrics_url ?
+			       json_object_new_string(stats_metrics_url) : NULL);
 	for (unsigned i = 0; i < control_count(c); i++) {
 		struct export *e = control_export(c, i);
 
@@ -174,8 +179,9 @@ static void method_export_stats(void *opaque, struct mgmt_call *mc)
 	mc->result = res;
 }
 
-int control_stats_register(struct control *c, struct mgmt *m)
+int control_stats_register(struct control *c, struct mgmt *m, const char *metrics_url)
 {
+	stats_metrics_url = metrics_url;
 	return mgmt_register(m, "export-stats", method_export_stats, c,
 			     "I/O statistics of one export or all (queues: per queue too)");
 }

@@ -6,7 +6,11 @@
 struct control;
 struct mgmt;
 
-/* Register export-stats on @m. Context: the control thread. */
-int control_stats_register(struct control *c, struct mgmt *m);
+/*
+ * Register export-stats on @m; its result names @metrics_url (the
+ * --metrics endpoint, NULL: none; must outlive @m).
+ * Context: the control thread.
+ */
+int control_stats_register(struct control *c, struct mgmt *m, const char *metrics_url);
 
 #endif

@@ -224,6 +224,7 @@ struct metrics {
 	int fd;
 	struct sockaddr_storage addr;   /* bound */
 	socklen_t addrlen;
+	char url[128];
 };
 
 struct metrics_page {
@@ -444,7 +445,6 @@ int metrics_check_addr(const char *addr)
 int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct metrics **out)
 {
 	struct metrics *m;
-	char url[128];
 	int ret;
 
 	ret = metrics_load_mhd();
@@ -455,7 +455,7 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
 		return -ENOMEM;
 	m->ctrl = ctrl;
 	m->c = c;
-	ret = metrics_listen(m, addr, url, sizeof(url));
+	ret = metrics_listen(m, addr, m->url, sizeof(m->url));
 	if (ret) {
 		free(m);
 		return ret;
@@ -481,9 +481,14 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
 		metrics_stop(m);
 		return ret;
 	}
-	log_info("metrics on %s", url);
+	log_info("metrics on %s", m->url);
 	*out = m;
 	return 0;
+}
+
+const char *metrics_url(const struct metrics *m)
+{
+	return m->url;
 }
 
 void metrics_stop(struct metrics *m)
@@ -510,6 +515,12 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
 {
 	(void)addr, (void)ctrl, (void)c, (void)out;
 	return -ENOTSUP;
+}
+
+const char *metrics_url(const struct metrics *m)
+{
+	(void)m;
+	return NULL;
 }
 
 void metrics_stop(struct metrics *m)

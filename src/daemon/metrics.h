@@ -28,6 +28,8 @@ int metrics_start(const char *addr, struct loop *ctrl, struct control *c, struct
  * -EINVAL, -ENOTSUP (this vblkd cannot serve metrics). Context: any thread.
  */
 int metrics_check_addr(const char *addr);
+/* The URL served ("http://127.0.0.1:9100/metrics", the port bound). */
+const char *metrics_url(const struct metrics *m);
 /* Stop serving (waits for the HTTP thread), close, free. NULL is fine. */
 void metrics_stop(struct metrics *m);
 

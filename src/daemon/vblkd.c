@@ -446,6 +446,13 @@ int main(int argc, char **argv)
 			goto out_exports;
 		}
 	}
+	if (c.metrics) {
+		ret = metrics_start(c.metrics, ctrl, exports, &metrics);
+		if (ret) {
+			log_err("cannot serve metrics on %s: %s", c.metrics, strerror(-ret));
+			goto out_exports;
+		}
+	}
 	if (c.control) {
 		ret = mgmt_create(ctrl, &mgmt);
 		if (!ret)
@@ -457,19 +464,13 @@ int main(int argc, char **argv)
 		}
 		ret = control_register(exports, mgmt);
 		if (!ret)
-			ret = control_stats_register(exports, mgmt);
+			ret = control_stats_register(exports, mgmt,
+						     metrics ? metrics_url(metrics) : NULL);
 		if (ret) {
 			log_err("cannot register the control methods: %s", strerror(-ret));
 			goto out_exports;
 		}
 		log_info("control socket on %s", c.control);
-	}
-	if (c.metrics) {
-		ret = metrics_start(c.metrics, ctrl, exports, &metrics);
-		if (ret) {
-			log_err("cannot serve metrics on %s: %s", c.metrics, strerror(-ret));
-			goto out_exports;
-		}
 	}
 	c.sandbox.runtime_exports = c.control != NULL;
 	c.sandbox.metrics = metrics != NULL;

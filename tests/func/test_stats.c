@@ -360,6 +360,16 @@ static void test_metrics(const char *script, struct vblk_client *c)
 		vblkd_log_dump(log_path);
 		return;
 	}
+	{
+		struct json_object *r = stats_call(NULL);
+		char want[80];
+
+		snprintf(want, sizeof(want), "http://127.0.0.1:%u/metrics", port);
+		ok(at(r, "result.metrics") &&
+		   !strcmp(json_object_get_string(at(r, "result.metrics")), want),
+		   "export-stats names the metrics URL");
+		json_object_put(r);
+	}
 	m = scrape(script, port);
 	if (m && json_object_is_type(m, json_type_string)) {
 		skip("python3-prometheus-client not installed");
@@ -441,7 +451,7 @@ static int exit_status(const char *vblkd, const char *const *extra)
 	vblkd_proc_path(&p, "c.sock", path, sizeof(path));
 	snprintf(a_ctl, sizeof(a_ctl), "--control=%s", path);
 	if (vblkd_proc_start(&p, vblkd, args) == 0) {
-		w = vblkd_proc_wait(&p, 5000);
+		w = vblkd_proc_wait(&p, 30000);   /* ASan start-up on a busy host */
 		if (w >= 0 && WIFEXITED(w))
 			st = WEXITSTATUS(w);
 	}
