@@ -17,6 +17,8 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config python3
 	liburing-dev libjson-c-dev libseccomp-dev
+	# vblkd --metrics (Prometheus endpoint) and the parser its test checks with
+	libmicrohttpd-dev python3-prometheus-client
 	# the rbd engine (librbd; no pkg-config file)
 	librbd-dev librados-dev
 	# clang: fuzzers (-fsanitize=fuzzer) and sanitizer builds. clang only

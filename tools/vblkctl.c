@@ -15,10 +15,9 @@
 #include <json-c/json.h>
 
 #include "mgmt/mgmt_client.h"
+#include "vblkctl.h"
 
 #define DEFAULT_CONTROL "/run/vblkd/control.sock"
-
-enum { EXIT_OK = 0, EXIT_RPC = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 
 static const char usage_text[] =
 "Usage: vblkctl [--control=PATH] [--json] [--timeout=SECONDS] COMMAND [ARGS]\n"
@@ -33,6 +32,11 @@ static const char usage_text[] =
 "  remove [--force] EXPORT   remove an export; --force even with a VM connected\n"
 "  resize EXPORT [SIZE]      resize an export to SIZE (512M, 20G, bytes), or\n"
 "                            without SIZE pick up its image's current size\n"
+"  stats [EXPORT] [--queues] I/O statistics: requests, bytes, errors and\n"
+"                            latency by type (--queues: each queue too)\n"
+"  stats [EXPORT] --watch [--interval=SECONDS] [--count=N]\n"
+"                            per-second rates like iostat, every SECONDS\n"
+"                            (default 1), N times (default: until killed)\n"
 "  version                   vblkd's version and pid\n"
 "  methods                   the methods the daemon answers\n"
 "  call METHOD [JSON]        call any method with JSON params (an object)\n"
@@ -50,9 +54,9 @@ static const char usage_text[] =
 "Exit status: 0 success, 1 the daemon refused (its message is printed),\n"
 "2 usage error, 3 no answer from the daemon.\n";
 
-static bool opt_json;
+bool opt_json;
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
 	fputs("vblkctl: ", stderr);
 	fprintf(stderr, fmt, arg);
@@ -60,7 +64,7 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-static const char *jstr(struct json_object *o, const char *key, const char *dflt)
+const char *jstr(struct json_object *o, const char *key, const char *dflt)
 {
 	struct json_object *v;
 
@@ -69,7 +73,7 @@ static const char *jstr(struct json_object *o, const char *key, const char *dflt
 	return json_object_get_string(v);
 }
 
-static uint64_t ju64(struct json_object *o, const char *key)
+uint64_t ju64(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
@@ -84,7 +88,7 @@ static bool jbool(struct json_object *o, const char *key)
 }
 
 /* 1536 -> "1.5K", 21474836480 -> "20G", 1000 -> "1000". */
-static const char *human_size(uint64_t v, char *buf, size_t n)
+const char *human_size(uint64_t v, char *buf, size_t n)
 {
 	static const char units[] = "KMGTP";
 	unsigned u = 0;
@@ -106,7 +110,7 @@ static const char *human_size(uint64_t v, char *buf, size_t n)
 	return buf;
 }
 
-static void print_json(struct json_object *o)
+void print_json(struct json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 						     JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -289,6 +293,44 @@ static int build_request(const char *command, int argc, char **argv, const char 
 	return EXIT_OK;
 }
 
+int connect_control(const char *control)
+{
+	int fd = mgmt_client_connect(control);
+
+	if (fd < 0)
+		fprintf(stderr, "vblkctl: cannot connect to %s: %s\n", control, strerror(-fd));
+	return fd;
+}
+
+int call_method(int fd, const char *control, const char *method, struct json_object *params,
+		int timeout_ms, struct json_object **reply)
+{
+	struct json_object *err;
+	int ret;
+
+	*reply = NULL;
+	ret = mgmt_client_call(fd, method, params, reply, timeout_ms);
+	if (ret) {
+		fprintf(stderr, "vblkctl: %s: no answer from %s: %s\n", method, control,
+			ret == -EPIPE ? "connection closed" : strerror(-ret));
+		return EXIT_CONN;
+	}
+	if (json_object_object_get_ex(*reply, "error", &err)) {
+		fprintf(stderr, "vblkctl: %s: %s (error %s)\n", method, jstr(err, "message", "?"),
+			jstr(err, "code", "?"));
+		json_object_put(*reply);
+		*reply = NULL;
+		return EXIT_RPC;
+	}
+	if (!json_object_object_get_ex(*reply, "result", NULL)) {
+		fprintf(stderr, "vblkctl: %s: a reply without a result\n", method);
+		json_object_put(*reply);
+		*reply = NULL;
+		return EXIT_CONN;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -300,9 +342,9 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *control = getenv("VBLKCTL_CONTROL"), *method = NULL, *command;
-	struct json_object *params = NULL, *reply = NULL, *res, *err;
+	struct json_object *params = NULL, *reply = NULL, *res = NULL;
 	long timeout_s = 60;
-	int opt, fd, ret, rc;
+	int opt, fd, rc;
 	char *end;
 
 	if (!control || !*control)
@@ -326,36 +368,26 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return usage_error("%s", "no command given");
 	command = argv[optind];
+	/* stats has options of its own, and --watch keeps calling. */
+	if (!strcmp(command, "stats"))
+		return stats_command(control, (int)timeout_s * 1000, argc - optind - 1,
+				     argv + optind + 1);
 	rc = build_request(command, argc - optind - 1, argv + optind + 1, &method, &params);
 	if (rc) {
 		json_object_put(params);
 		return rc;
 	}
-	fd = mgmt_client_connect(control);
+	fd = connect_control(control);
 	if (fd < 0) {
-		fprintf(stderr, "vblkctl: cannot connect to %s: %s\n", control, strerror(-fd));
 		json_object_put(params);
 		return EXIT_CONN;
 	}
-	ret = mgmt_client_call(fd, method, params, &reply, (int)timeout_s * 1000);
+	rc = call_method(fd, control, method, params, (int)timeout_s * 1000, &reply);
 	close(fd);
 	json_object_put(params);
-	if (ret) {
-		fprintf(stderr, "vblkctl: %s: no answer from %s: %s\n", method, control,
-			ret == -EPIPE ? "connection closed" : strerror(-ret));
-		return EXIT_CONN;
-	}
-	if (json_object_object_get_ex(reply, "error", &err)) {
-		fprintf(stderr, "vblkctl: %s: %s (error %s)\n", method, jstr(err, "message", "?"),
-			jstr(err, "code", "?"));
-		json_object_put(reply);
-		return EXIT_RPC;
-	}
-	if (!json_object_object_get_ex(reply, "result", &res)) {
-		fprintf(stderr, "vblkctl: %s: a reply without a result\n", method);
-		json_object_put(reply);
-		return EXIT_CONN;
-	}
+	if (rc)
+		return rc;
+	json_object_object_get_ex(reply, "result", &res);
 	if (opt_json) {
 		print_json(res);
 	} else if (!res) {

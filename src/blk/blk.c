@@ -346,6 +346,7 @@ static void blk_req_rw(struct blk_dev *dev, struct storage_chan *ch, struct blk_
 
 	req->data = data;
 	req->data_cnt = cnt;
+	req->bytes = len;
 	req->data_written = write ? 0 : (uint32_t)len;
 	req->used_len = write ? 1 : (uint32_t)len + 1;
 	blk_io_init(req, io, write ? STORAGE_OP_WRITE : STORAGE_OP_READ, sector * BLK_SECTOR_SIZE);
@@ -456,6 +457,7 @@ static void blk_req_dwz(struct blk_dev *dev, struct storage_chan *ch, struct blk
 		io->len = (uint64_t)nsect * BLK_SECTOR_SIZE;
 		io->unmap = wz && (le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 		io->fua = wz && !blk_writeback(dev);
+		req->bytes += io->len;
 		nops++;
 	}
 	if (nops == 0) {
@@ -514,6 +516,7 @@ void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req
 	req->data = NULL;
 	req->data_cnt = 0;
 	req->data_written = 0;
+	req->bytes = 0;
 
 	/* The status byte is the last byte of the writable part. */
 	while (in_cnt > 0 && in[in_cnt - 1].iov_len == 0)

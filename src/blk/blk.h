@@ -79,6 +79,9 @@ struct blk_req {
 	struct iovec *data;         /* data iovecs: a view into the caller's array */
 	unsigned data_cnt;
 	uint32_t data_written;      /* leading bytes of data the device wrote */
+	uint64_t bytes;             /* for statistics: the data a read or write
+				     * moves, the range a discard/write-zeroes
+				     * covers (once parsed as valid); else 0 */
 	struct storage_io io[BLK_MAX_DISCARD_SEG];
 };
 

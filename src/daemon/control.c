@@ -107,6 +107,29 @@ static struct dexport *control_find(struct control *c, const char *name, unsigne
 	return NULL;
 }
 
+unsigned control_count(const struct control *c)
+{
+	return c->n;
+}
+
+struct export *control_export(const struct control *c, unsigned i)
+{
+	return i < c->n ? c->list[i].e : NULL;
+}
+
+struct export *control_lookup(struct control *c, const char *name)
+{
+	struct dexport *d = control_find(c, name, NULL);
+
+	return d ? d->e : NULL;
+}
+
+struct iothread *const *control_iothreads(const struct control *c, unsigned *n)
+{
+	*n = c->p.niothreads;
+	return c->p.iothreads;
+}
+
 int control_add(struct control *c, struct export_opts *o, char **owned, unsigned nowned,
 		char *err, size_t errlen)
 {

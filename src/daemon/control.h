@@ -58,4 +58,12 @@ int control_add(struct control *c, struct export_opts *o, char **owned, unsigned
 /* Register the export-* methods on @m. */
 int control_register(struct control *c, struct mgmt *m);
 
+/* The set as it is now, for readers such as the statistics (stats_*.c). */
+unsigned control_count(const struct control *c);
+struct export *control_export(const struct control *c, unsigned i);
+/* The export named @name, or whose socket is @name; NULL if none. */
+struct export *control_lookup(struct control *c, const char *name);
+/* The iothreads serving the set. */
+struct iothread *const *control_iothreads(const struct control *c, unsigned *n);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "blk/blk.h"
 #include "loop/loop.h"
@@ -23,6 +24,9 @@ struct iothread {
 	struct loop *loop;
 	struct storage_chan *chan;
 	struct equeue *dirty;     /* queues with completions not yet notified */
+	clockid_t cpu_clock;      /* the thread's CPU-time clock (statistics) */
+	bool has_cpu_clock;
+	uint64_t now_ns;          /* statistics: this iteration's time; 0: not read yet */
 };
 
 int iothread_create(unsigned index, struct iothread **out);
@@ -32,6 +36,11 @@ void iothread_destroy(struct iothread *t);
  * loop_set_poll_mode). Context: any thread but the iothread (loop_call).
  */
 int iothread_set_poll_mode(struct iothread *t, enum loop_poll_mode mode, uint64_t idle_ns);
+/*
+ * iothread_cpu_ns - CPU time the thread has used so far (user + system).
+ * Return: 0, or -errno (-ENOTSUP: no CPU clock). Context: any thread.
+ */
+int iothread_cpu_ns(const struct iothread *t, uint64_t *ns);
 /* Context: the iothread. Queue q gets a notification check at batch end. */
 void iothread_mark_dirty(struct iothread *t, struct equeue *q);
 
@@ -103,6 +112,17 @@ struct export_info {
 /* Context: the control thread. */
 void export_get_info(const struct export *e, struct export_info *out);
 bool export_connected(const struct export *e);
+
+struct stats_queue;
+/* Context: the control thread (these two). */
+unsigned export_num_queues(const struct export *e);
+/*
+ * export_queue_stats - add a snapshot of queue @i's statistics to @sum
+ * (queues are read while their iothreads count on: see stats.h); the
+ * index of the iothread serving it goes to *@iothread (may be NULL).
+ */
+void export_queue_stats(const struct export *e, unsigned i, struct stats_queue *sum,
+			unsigned *iothread);
 
 struct export_resize_result {
 	uint64_t old_size, new_size;

@@ -28,6 +28,7 @@ struct ereq {
 	struct equeue *q;
 	struct gmem *mem;          /* the table the iovecs point into */
 	struct ereq *next_free;
+	uint64_t start_ns;         /* statistics: when it was popped */
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
 
@@ -163,11 +164,28 @@ static void equeue_log_piece(void *arg, void *p, size_t len)
 		log_rl(LOG_ERR, "%s: dirty log: a buffer is not in guest memory", r->q->exp->name);
 }
 
+/* One completed request into the queue's statistics (-Dstats=false: none). */
+static inline void equeue_account(struct equeue *q, const struct ereq *r, uint32_t used_len)
+{
+#if VBLK_STATS
+	/* No status byte: not even the header was readable (type unknown). */
+	enum stats_op op = used_len ? stats_op_of(r->blk.type) : STATS_OP_OTHER;
+
+	stats_queue_done(&q->stats, op, r->blk.bytes,
+			 used_len == 0 || r->blk.result != VIRTIO_BLK_S_OK, r->start_ns,
+			 iothread_now(q->t));
+#else
+	(void)q, (void)r, (void)used_len;
+#endif
+}
+
 static void equeue_req_done(struct blk_req *breq, uint32_t used_len)
 {
 	struct ereq *r = container_of(breq, struct ereq, blk);
 	struct equeue *q = r->q;
 	bool was_full = q->vr && q->inflight >= virtq_size(&q->vr->vq);
+
+	equeue_account(q, r, used_len);
 
 	/* Migration: what the request wrote is dirty before the guest can
 	 * see it used (after storage wrote it, so no copy misses it). */
@@ -265,6 +283,10 @@ static void equeue_process(struct equeue *q)
 			r->mem = gmem_get(vr->mem);
 			q->inflight++;
 			q->popped++;
+#if VBLK_STATS
+			r->start_ns = iothread_now(q->t);
+			stats_add_u64(&q->stats.started, 1);
+#endif
 			budget--;
 			blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov,
 				       r->elem.out_num, r->elem.in_num, equeue_req_done);
@@ -832,6 +854,21 @@ void export_get_info(const struct export *e, struct export_info *out)
 		.connected = vhost_server_connected(e->vs),
 		.features = e->features,
 	};
+}
+
+unsigned export_num_queues(const struct export *e)
+{
+	return e->num_queues;
+}
+
+void export_queue_stats(const struct export *e, unsigned i, struct stats_queue *sum,
+			unsigned *iothread)
+{
+	if (i >= e->num_queues)
+		return;
+	stats_queue_read_add(sum, &e->queues[i].stats);
+	if (iothread)
+		*iothread = e->queues[i].t->index;
 }
 
 static void export_config_changed(void *arg, int result)

@@ -7,6 +7,7 @@
  * notification per queue that completed something (batching).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,9 @@ static void iothread_idle(void *opaque)
 {
 	struct iothread *t = opaque;
 
+	/* Requests completed here are timed when they complete, not when
+	 * this iteration began; the next iteration reads the clock again. */
+	t->now_ns = 0;
 	storage_chan_drain(t->chan);
 	while (t->dirty) {
 		struct equeue *q = t->dirty;
@@ -63,6 +67,19 @@ static void iothread_idle(void *opaque)
 		equeue_notify(q);
 	}
 	storage_chan_flush(t->chan);
+	t->now_ns = 0;
+}
+
+int iothread_cpu_ns(const struct iothread *t, uint64_t *ns)
+{
+	struct timespec ts;
+
+	if (!t->has_cpu_clock)
+		return -ENOTSUP;
+	if (clock_gettime(t->cpu_clock, &ts))
+		return -errno;
+	*ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return 0;
 }
 
 void iothread_mark_dirty(struct iothread *t, struct equeue *q)
@@ -85,6 +102,8 @@ static void iothread_setup_fn(void *arg)
 	struct iothread_setup *s = arg;
 	struct iothread *t = s->t;
 
+	/* Its own CPU clock, for other threads to read (statistics). */
+	t->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &t->cpu_clock) == 0;
 	s->ret = storage_chan_create(1024, &t->chan);
 	if (s->ret)
 		return;

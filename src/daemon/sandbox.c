@@ -183,6 +183,23 @@ static const struct sandbox_call sandbox_runtime_allowed[] = {
 };
 
 /*
+ * With --metrics only: what libmicrohttpd's thread calls once serving,
+ * seen with strace -f over tests/func/test_stats.c and scrapes by curl
+ * (the thread, its epoll fd and eventfd exist before the sandbox; the
+ * listening TCP socket too): accepting and closing connections, reading
+ * requests (recvfrom) and sending replies (sendto, sendmsg for header and
+ * body at once), TCP_NODELAY/TCP_CORK on them (setsockopt), shutdown of a
+ * finished connection. The page is built on the control thread, which
+ * makes no call the base list lacks. The thread's start-up calls (glibc's,
+ * its name) are over before the filter goes on: metrics_start waits for
+ * its answer to a first request.
+ */
+static const struct sandbox_call sandbox_metrics_allowed[] = {
+	SYS(accept4), SYS(recvfrom), SYS(sendto), SYS(sendmsg), SYS(setsockopt),
+	SYS(shutdown),
+};
+
+/*
  * Denied with EACCES rather than killed: glibc malloc reads
  * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap
  * (seen at iothread exit), and copes with not being able to.
@@ -318,7 +335,7 @@ static int sandbox_add_runtime_rules(scmp_filter_ctx ctx)
  * loaded. Return: 0 or -errno; *out is the caller's to release.
  */
 static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, bool runtime,
-			 scmp_filter_ctx *out)
+			 bool metrics, scmp_filter_ctx *out)
 {
 	scmp_filter_ctx ctx;
 	int ret = 0;
@@ -352,6 +369,9 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, bool r
 					ARRAY_SIZE(sandbox_runtime_allowed));
 	if (!ret && runtime)
 		ret = sandbox_add_runtime_rules(ctx);
+	if (!ret && metrics)
+		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_metrics_allowed,
+					ARRAY_SIZE(sandbox_metrics_allowed));
 #ifdef SANDBOX_ASAN
 	if (!ret)
 		ret = sandbox_add_calls(ctx, arch, SCMP_ACT_ALLOW, sandbox_asan_allowed,
@@ -380,12 +400,12 @@ static int sandbox_build(enum sandbox_mode mode, uint32_t arch, bool rbd, bool r
 	return 0;
 }
 
-static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime, bool metrics)
 {
 	scmp_filter_ctx ctx;
 	int ret;
 
-	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, rbd, runtime, &ctx);
+	ret = sandbox_build(mode, SCMP_ARCH_NATIVE, rbd, runtime, metrics, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_load(ctx);
@@ -407,7 +427,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 		if (!token)
 			return -EINVAL;
 	}
-	ret = sandbox_build(mode, token, true, true, &ctx);
+	ret = sandbox_build(mode, token, true, true, true, &ctx);
 	if (ret)
 		return ret;
 	ret = seccomp_export_pfc(ctx, fd);
@@ -417,7 +437,7 @@ int sandbox_export(enum sandbox_mode mode, const char *arch, int fd)
 
 #else /* !HAVE_SECCOMP */
 
-static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime)
+static int sandbox_seccomp(enum sandbox_mode mode, bool rbd, bool runtime, bool metrics)
 {
 	return -ENOTSUP;
 }
@@ -446,7 +466,7 @@ int sandbox_enter(const struct sandbox_opts *o)
 	}
 	if (o->mode == SANDBOX_OFF)
 		return 0;
-	ret = sandbox_seccomp(o->mode, o->rbd, o->runtime_exports);
+	ret = sandbox_seccomp(o->mode, o->rbd, o->runtime_exports, o->metrics);
 	if (ret && !o->required) {
 		log_warn("sandbox: no seccomp filter (%s); running without one",
 			 ret == -ENOTSUP ? "not supported here" : strerror(-ret));

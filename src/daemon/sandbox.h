@@ -38,6 +38,11 @@ struct sandbox_opts {
 	 * in sandbox.c.
 	 */
 	bool runtime_exports;
+	/*
+	 * --metrics: libmicrohttpd's thread accepts, reads and answers HTTP
+	 * connections; see sandbox_metrics_allowed in sandbox.c.
+	 */
+	bool metrics;
 };
 
 /*

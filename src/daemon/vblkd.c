@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "daemon/control.h"
+#include "daemon/control_stats.h"
+#include "daemon/metrics.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
 #include "mgmt/mgmt.h"
@@ -100,6 +102,9 @@ static const char usage_text[] =
 "  --control=PATH       answer JSON-RPC 2.0 requests on this unix socket (vblkctl;\n"
 "                       see docs/control.md)\n"
 "  --control-mode=MODE  the control socket's permissions, octal (default 0600)\n"
+"  --metrics=ADDR:PORT  serve Prometheus metrics over HTTP at /metrics on this\n"
+"                       numeric address (127.0.0.1:9100, [::1]:9100, 0.0.0.0:9100;\n"
+"                       port 0: any free port, logged); default off\n"
 "  --print-capabilities print the vhost-user backend capabilities as JSON and exit\n"
 "  -v, --verbose        more logging (repeat for debug)\n"
 "  -q, --quiet          only errors\n"
@@ -124,6 +129,7 @@ enum {
 	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
 	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -154,6 +160,7 @@ static const struct option long_opts[] = {
 	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -175,6 +182,7 @@ struct config {
 	const char *control;     /* --control socket path */
 	unsigned control_mode;
 	unsigned control_timeout_ms;
+	const char *metrics;     /* --metrics ADDR:PORT */
 	unsigned msg_timeout_ms;  /* VBLKD_MSG_TIMEOUT_MS, 0: default */
 };
 
@@ -268,6 +276,16 @@ static int parse_args(int argc, char **argv, struct config *c)
 			c->control_mode = (unsigned)v;
 			break;
 		}
+		case OPT_METRICS:
+			ret = metrics_check_addr(optarg);
+			if (ret == -ENOTSUP)
+				return opt_fail("--metrics: this vblkd was built without libmicrohttpd "
+						"or statistics");
+			if (ret)
+				return opt_fail("invalid metrics address '%s': expected a numeric "
+						"ADDR:PORT like 127.0.0.1:9100 or [::1]:9100", optarg);
+			c->metrics = optarg;
+			break;
 		case 'v': log_max_level = log_max_level < LOG_DEBUG ? log_max_level + 1 : LOG_DEBUG; break;
 		case 'q': log_max_level = LOG_ERR; break;
 		case 'h': usage(stdout); return 1;
@@ -355,6 +373,7 @@ int main(int argc, char **argv)
 	unsigned niothreads, total_queues = 0;
 	struct loop *ctrl = NULL;
 	struct mgmt *mgmt = NULL;
+	struct metrics *metrics = NULL;
 	sigset_t mask;
 	int sfd, ret, rc = 1;
 	long ncpu;
@@ -443,6 +462,13 @@ int main(int argc, char **argv)
 			goto out_exports;
 		}
 	}
+	if (c.metrics) {
+		ret = metrics_start(c.metrics, ctrl, exports, &metrics);
+		if (ret) {
+			log_err("cannot serve metrics on %s: %s", c.metrics, strerror(-ret));
+			goto out_exports;
+		}
+	}
 	if (c.control) {
 		ret = mgmt_create(ctrl, &mgmt);
 		if (!ret)
@@ -453,6 +479,9 @@ int main(int argc, char **argv)
 			goto out_exports;
 		}
 		ret = control_register(exports, mgmt);
+		if (!ret)
+			ret = control_stats_register(exports, mgmt,
+						     metrics ? metrics_url(metrics) : NULL);
 		if (ret) {
 			log_err("cannot register the control methods: %s", strerror(-ret));
 			goto out_exports;
@@ -460,6 +489,7 @@ int main(int argc, char **argv)
 		log_info("control socket on %s", c.control);
 	}
 	c.sandbox.runtime_exports = c.control != NULL;
+	c.sandbox.metrics = metrics != NULL;
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
 	loop_run(ctrl);
@@ -467,7 +497,10 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out_exports:
-	/* No request runs under the teardown: the control socket goes first. */
+	/* No request runs under the teardown: the control socket goes first
+	 * (and the metrics, whose requests run on this thread). */
+	metrics_stop(metrics);
+	metrics = NULL;
 	mgmt_destroy(mgmt);
 	mgmt = NULL;
 	ret = control_shutdown(exports, (int)c.shutdown_timeout * 1000,

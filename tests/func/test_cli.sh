@@ -11,12 +11,8 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0 failed=0
-check() { # check DESCRIPTION CONDITION...
-	local desc=$1; shift
-	n=$((n + 1))
-	if "$@"; then echo "ok $n - $desc"; else echo "not ok $n - $desc"; failed=$((failed + 1)); fi
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # check, run, json, wait_socket
 # expect_fail DESCRIPTION PATTERN ARGS...: exit code 2 or 1, stderr matches
 expect_fail() {
 	local desc=$1 pat=$2; shift 2

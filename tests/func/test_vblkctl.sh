@@ -15,23 +15,8 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0 failed=0
-check() { # check DESCRIPTION CONDITION...
-	local desc=$1; shift
-	n=$((n + 1))
-	if "$@"; then echo "ok $n - $desc"; else echo "not ok $n - $desc"; failed=$((failed + 1)); fi
-}
-# run ARGS...: vblkctl's stdout in $out, stderr in $err, status in $rc
-run() {
-	out=$(timeout 30 "$VBLKCTL" "$@" 2>"$tmp/err"); rc=$?
-	err=$(cat "$tmp/err")
-	[ -n "$err" ] && echo "# vblkctl $*: $err"
-	return 0
-}
-json() { # json PYTHON-EXPRESSION-ON-j: true if it holds for $out
-	python3 -c "import json,sys; j=json.loads(sys.stdin.read()); sys.exit(0 if ($1) else 1)" <<<"$out"
-}
-wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # check, run, json, wait_socket
 
 C=$tmp/ctl.sock
 truncate -s 64M "$tmp/a.img"
