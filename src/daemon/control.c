@@ -107,6 +107,13 @@ static struct dexport *control_find(struct control *c, const char *name, unsigne
 	return NULL;
 }
 
+struct export *control_lookup(struct control *c, const char *name)
+{
+	struct dexport *d = control_find(c, name, NULL);
+
+	return d ? d->e : NULL;
+}
+
 int control_add(struct control *c, struct export_opts *o, char **owned, unsigned nowned,
 		char *err, size_t errlen)
 {
@@ -452,5 +459,7 @@ int control_register(struct control *c, struct mgmt *m)
 	if (!ret)
 		ret = mgmt_register(m, "export-resize", method_export_resize, c,
 				    "resize an export, or pick up its image's new size");
+	if (!ret)
+		ret = control_qos_register(c, m);
 	return ret;
 }

@@ -31,9 +31,18 @@ struct equeue {
 	bool is_dirty;            /* on t->dirty */
 	struct equeue *dirty_next;
 	uint64_t completed;       /* statistics */
+	/* QoS: a popped request over the limit waits here, with the queue
+	 * neither popped nor notified, until the iothread's timer fires. */
+	struct ereq *parked;
+	bool throttled;           /* on t->throttled */
+	uint64_t throttle_until;  /* CLOCK_MONOTONIC ns */
+	struct equeue *throttle_next;   /* on t->throttled */
 };
 
 /* Signal the call eventfd if the ring wants a used-buffer notification. */
 void equeue_notify(struct equeue *q);
+/* Context: the iothread. The wait of a throttled queue is over (or its
+ * limits changed): try its parked request again, then go on popping. */
+void equeue_qos_resume(struct equeue *q);
 
 #endif

@@ -109,6 +109,69 @@ int opt_parse_bool(const char *name, const char *s, bool *out)
 	return 0;
 }
 
+/*
+ * A rate: a whole number, 0 for no limit; with @units, K/M/G/T suffixes
+ * (powers of 1024) too, for bytes per second.
+ */
+int opt_parse_rate(const char *name, const char *s, bool units, uint64_t *out)
+{
+	char buf[32];
+	uint64_t v, mult = 1;
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n >= sizeof(buf))
+		goto bad;
+	memcpy(buf, s, n + 1);
+	if (units) {
+		switch (buf[n - 1]) {
+		case 'k': case 'K': mult = 1ULL << 10; break;
+		case 'm': case 'M': mult = 1ULL << 20; break;
+		case 'g': case 'G': mult = 1ULL << 30; break;
+		case 't': case 'T': mult = 1ULL << 40; break;
+		default: break;
+		}
+		if (mult > 1)
+			buf[n - 1] = '\0';
+	}
+	if (parse_u64(buf, &v) || v > QOS_MAX_RATE / mult)
+		goto bad;
+	*out = v * mult;
+	return 0;
+bad:
+	return opt_fail("invalid %s '%s': expected a whole number per second from 0 (no limit) "
+			"to %llu%s", name, s ? s : "", QOS_MAX_RATE,
+			units ? ", with an optional K, M, G or T suffix" : "");
+}
+
+bool qos_opt_key(const char *key)
+{
+	return qos_kind_parse(key) >= 0 || !strcmp(key, "burst-ms") || !strcmp(key, "qos-group");
+}
+
+int qos_opt(struct qos_limits *l, const char **group, const char *key, const char *val)
+{
+	int k = qos_kind_parse(key);
+	unsigned ms;
+	int ret;
+
+	if (k >= 0)
+		return opt_parse_rate(key, val, k >= QOS_BPS, &l->rate[k]);
+	if (!strcmp(key, "burst-ms")) {
+		ret = opt_parse_uint("burst-ms", val, 1, QOS_MAX_BURST_MS, &ms);
+		if (!ret)
+			l->burst_ms = ms;
+		return ret;
+	}
+	if (!strcmp(key, "qos-group")) {
+		/* "" (runtime only) leaves the group. */
+		if (!val || (*val && !qos_group_name_valid(val)))
+			return opt_fail("invalid qos-group '%s': 1-%d letters, digits, '.', '_' "
+					"or '-'", val ? val : "", QOS_GROUP_NAME_MAX);
+		*group = val;
+		return 0;
+	}
+	return opt_fail("unknown QoS option '%s'", key);
+}
 
 void export_opts_init(struct export_opts *o)
 {
@@ -195,6 +258,12 @@ int export_opt(struct export_opts *o, const char *key, const char *val)
 		return opt_parse_bool("writethrough", val, &o->p.writethrough);
 	} else if (!strcmp(key, "packed")) {
 		return opt_parse_bool("packed", val, &o->p.packed);
+	} else if (qos_opt_key(key)) {
+		if (!strcmp(key, "qos-group") && val && !*val)
+			return opt_fail("invalid qos-group '': give a name");
+		if (strcmp(key, "qos-group"))
+			o->p.qos_given = true;
+		return qos_opt(&o->p.qos, &o->p.qos_group, key, val);
 	} else if (!strcmp(key, "serial")) {
 		if (!val || strlen(val) > BLK_ID_BYTES)
 			return opt_fail("invalid serial: at most %u bytes", BLK_ID_BYTES);
