@@ -296,7 +296,7 @@ int export_opts_check(struct export_opts *o, unsigned idx)
 {
 	if (!o->p.socket_path && o->p.fd < 0)
 		return opt_fail("export %u: give --socket-path=PATH or --fd=FD", idx);
-	if (o->p.socket_path && o->p.fd >= 0)
+	if (o->p.socket_path && o->p.fd >= 0 && !o->activated)
 		return opt_fail("export %u: --socket-path and --fd are mutually exclusive", idx);
 	if (!o->have_target)
 		return opt_fail("export %u: give --file=IMAGE, --rbd=POOL/IMAGE or --null=SIZE", idx);

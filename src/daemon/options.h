@@ -21,6 +21,7 @@ struct export_opts {
 	uint64_t null_size;
 	bool have_target;       /* file, rbd or null given */
 	bool rbd_opts;          /* ceph-conf, id, keyring or rbd-timeout given */
+	bool activated;         /* fd came from systemd (socket-path names it) */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "daemon/daemon.h"
 #include "daemon/control.h"
 #include "daemon/options.h"
+#include "daemon/systemd.h"
 #include "daemon/sandbox.h"
 #include "mgmt/mgmt.h"
 
@@ -307,6 +308,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 		memmove(&c->exports[0], &c->exports[1], (c->nexports - 1) * sizeof(c->exports[0]));
 		c->nexports--;
 	}
+	/* systemd socket activation: its sockets become exports' sockets. */
+	if (systemd_take_listen_fds(c->exports, c->nexports) < 0)
+		return -EINVAL;
 	if (c->nexports == 0 && !c->control)
 		return opt_fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
 	for (unsigned i = 0; i < c->nexports; i++) {
@@ -462,10 +466,15 @@ int main(int argc, char **argv)
 		log_info("control socket on %s", c.control);
 	}
 	c.sandbox.runtime_exports = c.control != NULL;
+	systemd_notify_open();
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
+	systemd_notify("READY=1\nSTATUS=serving %u export%s%s%s", c.nexports,
+		       c.nexports == 1 ? "" : "s", c.control ? ", control socket " : "",
+		       c.control ? c.control : "");
 	loop_run(ctrl);
 	log_info("shutting down");
+	systemd_notify("STOPPING=1\nSTATUS=shutting down: finishing requests in flight");
 	rc = 0;
 
 out_exports:
