@@ -77,19 +77,22 @@ limit_check "iops=500 from the command line, IOPS over 3 s" a "$A" 500 iops 1 --
 
 # The free export alone, then while the throttled one is kept at its limit
 # with a deep queue: the throttled one must not take the iothread's time.
-perf b0 "$B" --qd 16 --rw randread
-free0=$(field b0 iops)
-best=0
+# An iothread that slept or spun while throttled would leave the free one
+# near the throttled rate (< 1%); 40% leaves room for a busy 2-core machine,
+# and each try measures both runs anew, back to back.
+ratio=0
 for _ in 1 2 3; do
+	perf b0 "$B" --qd 16 --rw randread
+	free0=$(field b0 iops)
 	perf a2 "$A" --qd 64 --rw randread & ap=$!
 	perf b1 "$B" --qd 16 --rw randread
 	wait $ap
 	free1=$(field b1 iops)
-	best=$(python3 -c "print(max($best, $free1))")
-	atleast "$best" "$(python3 -c "print($free0 * 0.5)")" && break
+	ratio=$(python3 -c "print(round($free1 / max($free0, 1), 3))")
+	atleast "$ratio" 0.4 && break
 done
-check "unthrottled export on the same iothread: $best IOPS beside a throttled one, $free0 alone (>= 50%)" \
-	atleast "$best" "$(python3 -c "print($free0 * 0.5)")"
+check "unthrottled export on the same iothread: $free1 IOPS beside a throttled one, $free0 alone (ratio $ratio >= 0.4)" \
+	atleast "$ratio" 0.4
 check "and the throttled one held its limit meanwhile: $(field a2 iops) IOPS" \
 	within "$(field a2 iops)" 500 10
 
