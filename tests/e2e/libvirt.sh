@@ -26,14 +26,16 @@ VBLKD=$(realpath "${1:?usage: libvirt.sh PATH-TO-VBLKD}")
 . "$(dirname "$0")/lib.sh"
 skip() { e2e_log "SKIP: $*"; exit 77; }
 [[ $(id -u) == 0 ]] || skip "not root (libvirtd's system instance)"
-command -v virsh >/dev/null && command -v libvirtd >/dev/null ||
+if ! command -v virsh >/dev/null || ! command -v libvirtd >/dev/null; then
 	skip "no libvirt (libvirt-daemon-system, libvirt-clients: scripts/install-deps.sh)"
+fi
 e2e_have_qemu || skip "QEMU cannot run here"
 
 dom=vblk-e2e-$$
 tmp=$(mktemp -d /var/tmp/vblk-libvirt.XXXXXX)
 chmod 0755 "$tmp"
 vpid='' lpid='' vlpid=''
+# shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
 	virsh -q destroy "$dom" >/dev/null 2>&1 || true
 	virsh -q undefine "$dom" >/dev/null 2>&1 || true
