@@ -68,6 +68,18 @@ int opt_parse_uint(const char *name, const char *s, unsigned min, unsigned max, 
 	return 0;
 }
 
+/* The multiplier of a K/M/G/T suffix (powers of 1024); 0: not one. */
+static uint64_t suffix_mult(char c)
+{
+	switch (c) {
+	case 'k': case 'K': return 1ULL << 10;
+	case 'm': case 'M': return 1ULL << 20;
+	case 'g': case 'G': return 1ULL << 30;
+	case 't': case 'T': return 1ULL << 40;
+	default: return 0;
+	}
+}
+
 /* "64M", "1G", "512" (bytes); must be a non-zero multiple of 512. */
 int opt_parse_size(const char *name, const char *s, uint64_t *out)
 {
@@ -80,15 +92,10 @@ int opt_parse_size(const char *name, const char *s, uint64_t *out)
 	strcpy(buf, s);
 	n = strlen(buf);
 	end = buf + n - 1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1ULL << 10; break;
-	case 'm': case 'M': mult = 1ULL << 20; break;
-	case 'g': case 'G': mult = 1ULL << 30; break;
-	case 't': case 'T': mult = 1ULL << 40; break;
-	default: end = NULL;
-	}
-	if (end)
+	if (suffix_mult(*end)) {
+		mult = suffix_mult(*end);
 		*end = '\0';
+	}
 	if (parse_u64(buf, &v) || v == 0 || v > UINT64_MAX / mult)
 		return opt_fail("invalid %s '%s': expected a size like 512M or 2G", name, s);
 	v *= mult;
@@ -122,16 +129,9 @@ int opt_parse_rate(const char *name, const char *s, bool units, uint64_t *out)
 	if (n == 0 || n >= sizeof(buf))
 		goto bad;
 	memcpy(buf, s, n + 1);
-	if (units) {
-		switch (buf[n - 1]) {
-		case 'k': case 'K': mult = 1ULL << 10; break;
-		case 'm': case 'M': mult = 1ULL << 20; break;
-		case 'g': case 'G': mult = 1ULL << 30; break;
-		case 't': case 'T': mult = 1ULL << 40; break;
-		default: break;
-		}
-		if (mult > 1)
-			buf[n - 1] = '\0';
+	if (units && suffix_mult(buf[n - 1])) {
+		mult = suffix_mult(buf[n - 1]);
+		buf[n - 1] = '\0';
 	}
 	if (parse_u64(buf, &v) || v > QOS_MAX_RATE / mult)
 		goto bad;
