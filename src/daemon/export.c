@@ -431,8 +431,11 @@ static void equeue_stop_fn(void *arg)
 		/* It counts in inflight: its completion (or a later one)
 		 * finishes the stop. A stop does not wait for tokens. */
 		struct ereq *r = q->parked;
+		struct qos_shared *qos = __atomic_load_n(&q->exp->qos, __ATOMIC_ACQUIRE);
 
 		q->parked = NULL;
+		if (qos)
+			qos_shared_cancel_wait(qos);
 		blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov, r->elem.out_num,
 			       r->elem.in_num, equeue_req_done);
 	}

@@ -60,9 +60,10 @@ static void state_refill(struct qos_state *s, uint64_t now_ns)
 		struct qos_bucket *b = &s->b[k];
 		/* A request waiting would have gone the moment its tokens
 		 * were there, and the bucket refilled from that moment on:
-		 * what a late wake-up (a timer, a poll) adds past the top is
-		 * that request's, not lost. take() clips to cap after it. */
-		__int128 top = s->waiting ? 2 * b->cap : b->cap;
+		 * what a late wake-up (a timer, a poll, an iothread the host
+		 * did not schedule for a while) adds past the top is owed to
+		 * the waiters, up to one second of the rate. */
+		__int128 top = b->waiting ? b->cap + (__int128)b->rate * NANO : b->cap;
 
 		if (!b->rate || b->level >= top)
 			continue;
@@ -133,26 +134,41 @@ uint64_t qos_state_take(struct qos_state *s, enum qos_dir dir, uint64_t bytes, u
 			need = b->cap;
 		if (b->level >= need)
 			continue;
+		s->b[k].waiting = true;   /* this bucket holds the request back */
 		missing = need - b->level;
 		ns = (missing + b->rate - 1) / b->rate;
 		if (ns > (__int128)wait)
 			wait = ns > (__int128)UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
 	}
-	if (wait) {
-		s->waiting = true;
+	if (wait)
 		return wait;
-	}
-	s->waiting = false;
 	for (int k = 0; k < QOS_NKINDS; k++) {
 		struct qos_bucket *b = &s->b[k];
 
 		if (!b->rate)
 			continue;
 		b->level -= (__int128)kind_cost(k, dir, bytes) * NANO;
-		if (b->level > b->cap)
-			b->level = b->cap;
+		/* Tokens still owed from a late wake-up: the requests queued
+		 * behind this one take them, at the raised top. */
+		b->waiting = b->waiting && b->level > b->cap;
 	}
 	return 0;
+}
+
+void qos_state_cancel_wait(struct qos_state *s)
+{
+	for (int k = 0; k < QOS_NKINDS; k++) {
+		s->b[k].waiting = false;
+		if (s->b[k].rate && s->b[k].level > s->b[k].cap)
+			s->b[k].level = s->b[k].cap;
+	}
+}
+
+void qos_shared_cancel_wait(struct qos_shared *q)
+{
+	pthread_mutex_lock(&q->lock);
+	qos_state_cancel_wait(&q->st);
+	pthread_mutex_unlock(&q->lock);
 }
 
 void qos_shared_init(struct qos_shared *q, const char *name)

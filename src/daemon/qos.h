@@ -46,6 +46,7 @@ struct qos_bucket {
 	uint64_t rate;
 	__int128 level;
 	__int128 cap;
+	bool waiting;   /* it held a request back, or owes tokens to waiters */
 };
 
 struct qos_state {
@@ -53,7 +54,6 @@ struct qos_state {
 	struct qos_bucket b[QOS_NKINDS];
 	uint64_t last_ns;
 	bool active;               /* some rate is set */
-	bool waiting;              /* the last take was refused */
 };
 
 /* Names of the keys (iops, iops-rd, ...; "burst-ms" is separate). */
@@ -76,6 +76,13 @@ void qos_state_set(struct qos_state *s, const struct qos_limits *l, uint64_t now
  * depth goes once that bucket is full.
  */
 uint64_t qos_state_take(struct qos_state *s, enum qos_dir dir, uint64_t bytes, uint64_t now_ns);
+/*
+ * qos_state_cancel_wait - a request told to wait will not come back (its
+ * queue stopped): drop what it was owed. While a request waits, a late
+ * retry finds the tokens earned meanwhile, up to one second of the rate
+ * past the burst, so a host that runs the iothread late costs no rate.
+ */
+void qos_state_cancel_wait(struct qos_state *s);
 
 /*
  * A set of buckets several threads charge: one export's queues (they may
@@ -95,6 +102,7 @@ void qos_shared_fini(struct qos_shared *q);
 /* Context: any thread. */
 uint64_t qos_shared_take(struct qos_shared *q, enum qos_dir dir, uint64_t bytes);
 void qos_shared_set(struct qos_shared *q, const struct qos_limits *l);
+void qos_shared_cancel_wait(struct qos_shared *q);
 void qos_shared_get(struct qos_shared *q, struct qos_limits *out);
 /*
  * qos_group_get - the group called @name, made (without limits) if new.

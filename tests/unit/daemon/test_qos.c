@@ -109,6 +109,45 @@ static void test_burst(void)
 	is(qos_state_take(&s, QOS_READ, 512, 0), SEC, "the next waits 1 s");
 }
 
+/* The iothread woken late (a busy host): a waiter loses nothing up to 1 s. */
+static void test_late(void)
+{
+	struct qos_state s;
+	struct qos_limits l;
+	uint64_t now = 0, n = 0, end = 100 * SEC;
+
+	limits(&l, QOS_IOPS, 300, 0);   /* a bucket of 30 */
+	qos_state_init(&s, &l, now);
+	while (now < end) {
+		uint64_t w = qos_state_take(&s, QOS_READ, 4096, now);
+
+		if (!w) {
+			n++;
+			continue;
+		}
+		now += w + 400000000;   /* every wake-up 400 ms late */
+	}
+	/* (the last wake-up, past the end, takes what the last 400 ms made) */
+	ok(n >= 30000 - 121 && n <= 30000 + 30 + 1, "iops=300, every wake-up 400 ms late, "
+	   "100 s: %llu (30000 + burst)", (unsigned long long)n);
+	/* 3 s late: only 1 s of it is made up. */
+	qos_state_init(&s, &l, 0);
+	now = 0;
+	for (n = 0; !qos_state_take(&s, QOS_READ, 4096, now); n++)
+		;
+	now += 3 * SEC;
+	for (n = 0; n < 10000 && !qos_state_take(&s, QOS_READ, 4096, now); n++)
+		;
+	is(n, 330ull, "a wake-up 3 s late: the burst and 1 s of the rate (330)");
+	/* The waiter gave up (its queue stopped): an idle bucket holds its burst. */
+	qos_state_take(&s, QOS_READ, 4096, now);
+	qos_state_cancel_wait(&s);
+	now += 10 * SEC;
+	for (n = 0; n < 1000 && !qos_state_take(&s, QOS_READ, 4096, now); n++)
+		;
+	is(n, 30ull, "idle 10 s after the waiter gave up: a burst of 30");
+}
+
 static void test_large(void)
 {
 	struct qos_state s;
@@ -240,6 +279,7 @@ int main(void)
 	test_exact_iops();
 	test_fractional();
 	test_burst();
+	test_late();
 	test_large();
 	test_kinds();
 	test_runtime();
