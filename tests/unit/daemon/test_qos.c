@@ -262,8 +262,9 @@ static void test_groups(void)
 			na += qos_shared_take(a, QOS_READ, 512) == 0;
 			nb += qos_shared_take(b, QOS_WRITE, 512) == 0;
 		}
-		ok(na + nb >= 1000 && na + nb <= 1200 + 1, "two members in 0.5 s of real time: "
-		   "%llu + %llu (1000 + burst 200)", (unsigned long long)na, (unsigned long long)nb);
+		ok(na + nb >= 900 && na + nb <= 1200 + 1, "two members in 0.5 s of real time: "
+		   "%llu + %llu (1000 + burst 200; 10%% slack below for a descheduled test)",
+		   (unsigned long long)na, (unsigned long long)nb);
 	}
 }
 
