@@ -27,6 +27,9 @@ packages=(
 	# end-to-end tests (tests/e2e): guest, peer backend, initramfs
 	qemu-system-x86 qemu-utils fio busybox-static cpio
 	gzip xz-utils zstd util-linux coreutils
+	# libvirt's e2e test (tests/e2e/libvirt.sh: libvirtd + virsh), and
+	# systemd-analyze for the unit files' check (it comes with them)
+	libvirt-daemon-system libvirt-clients
 	# storage fault tests (tests/func/test_daemon_faults.c): device-mapper
 	dmsetup
 	# the rbd engine's tests and bench: a single-node Ceph cluster on

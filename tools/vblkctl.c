@@ -37,6 +37,9 @@ static const char usage_text[] =
 "  stats [EXPORT] --watch [--interval=SECONDS] [--count=N]\n"
 "                            per-second rates like iostat, every SECONDS\n"
 "                            (default 1), N times (default: until killed)\n"
+"  qos EXPORT [KEY=VALUE...]  show an export's I/O limits, or change them: iops,\n"
+"                            iops-rd, iops-wr, bps, bps-rd, bps-wr (per second,\n"
+"                            0: no limit), burst-ms, qos-group (\"\": leave it)\n"
 "  version                   vblkd's version and pid\n"
 "  methods                   the methods the daemon answers\n"
 "  call METHOD [JSON]        call any method with JSON params (an object)\n"
@@ -167,6 +170,27 @@ static void print_export_detail(struct json_object *e)
 	printf("\n");
 }
 
+/* One line per limit; "-" for none. */
+static void print_qos(struct json_object *res)
+{
+	static const char *const keys[] = { "iops", "iops-rd", "iops-wr", "bps", "bps-rd",
+					    "bps-wr" };
+	char a[32];
+
+	printf("%s: qos-group %s, burst %" PRIu64 " ms\n", jstr(res, "export", "?"),
+	       jstr(res, "qos-group", "-"), ju64(res, "burst-ms"));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		uint64_t v = ju64(res, keys[i]);
+
+		if (!v)
+			printf("  %-8s -\n", keys[i]);
+		else if (keys[i][0] == 'b')
+			printf("  %-8s %s/s\n", keys[i], human_size(v, a, sizeof(a)));
+		else
+			printf("  %-8s %" PRIu64 "/s\n", keys[i], v);
+	}
+}
+
 /* Print @res, the result of @command, for people. */
 static void print_human(const char *command, struct json_object *res, int nargs)
 {
@@ -192,6 +216,8 @@ static void print_human(const char *command, struct json_object *res, int nargs)
 			printf(" (the guest was told)\n");
 		else
 			printf("\nwarning: %s\n", jstr(res, "notify-error", "the guest was not told"));
+	} else if (!strcmp(command, "qos")) {
+		print_qos(res);
 	} else if (!strcmp(command, "version")) {
 		printf("vblkd %s (pid %" PRIu64 ")\n", jstr(res, "version", "?"), ju64(res, "pid"));
 	} else if (!strcmp(command, "methods")) {
@@ -270,6 +296,15 @@ static int build_request(const char *command, int argc, char **argv, const char 
 		json_object_object_add(p, "export", json_object_new_string(argv[0]));
 		if (argc == 2)
 			json_object_object_add(p, "size", json_object_new_string(argv[1]));
+	} else if (!strcmp(command, "qos")) {
+		*method = argc > 1 ? "export-set-qos" : "export-get-qos";
+		if (argc < 1)
+			return usage_error("%s needs EXPORT [KEY=VALUE...]", "qos");
+		if (argc > 1 && add_params(argc - 1, argv + 1, p))
+			return usage_error("bad option list '%s'", argv[1]);
+		if (json_object_object_get_ex(p, "export", NULL))
+			return usage_error("%s", "give the export as the first argument");
+		json_object_object_add(p, "export", json_object_new_string(argv[0]));
 	} else if (!strcmp(command, "version") || !strcmp(command, "methods")) {
 		*method = !strcmp(command, "version") ? "version" : "help";
 		if (argc)

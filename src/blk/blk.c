@@ -492,6 +492,26 @@ static unsigned blk_iov_skip(struct iovec *iov, unsigned cnt, size_t skip)
 	return k;
 }
 
+void blk_req_peek(const struct iovec *iov, unsigned out_num, unsigned in_num, uint32_t *type,
+		  uint64_t *bytes)
+{
+	struct virtio_blk_outhdr hdr;
+	size_t n;
+
+	*bytes = 0;
+	if (iov_to_buf(iov, out_num, 0, &hdr, sizeof(hdr)) < sizeof(hdr)) {
+		*type = UINT32_MAX;
+		return;
+	}
+	*type = le32toh(hdr.type);
+	if (*type == VIRTIO_BLK_T_IN) {
+		n = iov_size(iov + out_num, in_num);
+		*bytes = n ? n - 1 : 0;
+	} else if (*type == VIRTIO_BLK_T_OUT) {
+		*bytes = iov_size(iov, out_num) - sizeof(hdr);
+	}
+}
+
 /**
  * blk_req_submit - parse and run one request; see blk.h.
  *

@@ -101,6 +101,16 @@ void blk_req_submit(struct blk_dev *dev, struct storage_chan *ch, struct blk_req
 		    struct iovec *iov, unsigned out_num, unsigned in_num, blk_req_done_cb cb);
 
 /*
+ * blk_req_peek - what a request asks for, before it runs (for I/O
+ * limits): its type (VIRTIO_BLK_T_*; UINT32_MAX without a header) and
+ * the data bytes it moves (reads: the writable part less the status
+ * byte; writes: the readable part less the header; others: 0). Reads the
+ * header only; blk_req_submit still checks everything.
+ */
+void blk_req_peek(const struct iovec *iov, unsigned out_num, unsigned in_num, uint32_t *type,
+		  uint64_t *bytes);
+
+/*
  * blk_req_written - call fn(arg, p, len) for each piece of guest memory
  * the completed request @req wrote: the data of a read (all of it, even
  * on error: storage may have filled part), the GET_ID string, the status

@@ -482,5 +482,7 @@ int control_register(struct control *c, struct mgmt *m)
 	if (!ret)
 		ret = mgmt_register(m, "export-resize", method_export_resize, c,
 				    "resize an export, or pick up its image's new size");
+	if (!ret)
+		ret = control_qos_register(c, m);
 	return ret;
 }

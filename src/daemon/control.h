@@ -57,6 +57,10 @@ int control_add(struct control *c, struct export_opts *o, char **owned, unsigned
 		char *err, size_t errlen);
 /* Register the export-* methods on @m. */
 int control_register(struct control *c, struct mgmt *m);
+/* The export called @name (or served on socket @name); NULL if none. */
+struct export *control_lookup(struct control *c, const char *name);
+/* export-set-qos, export-get-qos (control_qos.c). */
+int control_qos_register(struct control *c, struct mgmt *m);
 
 /* The set as it is now, for readers such as the statistics (stats_*.c). */
 unsigned control_count(const struct control *c);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "blk/blk.h"
+#include "daemon/qos.h"
 #include "loop/loop.h"
 #include "storage/storage.h"
 #include "vhost/vhost.h"
@@ -27,6 +28,9 @@ struct iothread {
 	clockid_t cpu_clock;      /* the thread's CPU-time clock (statistics) */
 	bool has_cpu_clock;
 	uint64_t now_ns;          /* statistics: this iteration's time; 0: not read yet */
+	struct equeue *throttled; /* queues waiting for QoS tokens */
+	int timer_fd;             /* fires at the earliest throttle_until */
+	uint64_t timer_at;        /* what timer_fd is armed for; 0: disarmed */
 };
 
 int iothread_create(unsigned index, struct iothread **out);
@@ -43,6 +47,19 @@ int iothread_set_poll_mode(struct iothread *t, enum loop_poll_mode mode, uint64_
 int iothread_cpu_ns(const struct iothread *t, uint64_t *ns);
 /* Context: the iothread. Queue q gets a notification check at batch end. */
 void iothread_mark_dirty(struct iothread *t, struct equeue *q);
+/*
+ * iothread_throttle - queue @q waits @wait_ns for QoS tokens: the
+ * iothread's timer calls equeue_qos_resume(q) then. iothread_unthrottle
+ * takes it off the wait list (a queue stopping). Context: the iothread.
+ */
+void iothread_throttle(struct iothread *t, struct equeue *q, uint64_t wait_ns);
+void iothread_unthrottle(struct iothread *t, struct equeue *q);
+/*
+ * iothread_qos_recheck - limits changed: every throttled queue on @t
+ * retries now (a shorter wait, or no limit any more). Context: any
+ * thread; returns at once.
+ */
+void iothread_qos_recheck(struct iothread *t);
 
 struct export_params {
 	const char *name;          /* for logs */
@@ -59,6 +76,10 @@ struct export_params {
 	/* Test only (VBLKD_TEST_SKIP_DATA_LOG=1): do not dirty-log request
 	 * data during migration, so the e2e test can show it fails. */
 	bool test_skip_data_log;
+	/* I/O limits (qos.h); none set: no limit. */
+	struct qos_limits qos;
+	bool qos_given;            /* a limit or burst-ms was given: set them */
+	const char *qos_group;     /* share a named group's limits; NULL: own */
 };
 
 struct export;
@@ -141,5 +162,18 @@ struct export_resize_result {
  * Context: the control thread.
  */
 int export_resize(struct export *e, uint64_t size, struct export_resize_result *res);
+
+/*
+ * export_set_qos - I/O limits. @group: NULL keeps the export where it is,
+ * "" gives it limits of its own again, a name makes it share that group's
+ * (created on first use). @l (NULL: unchanged) then replaces the limits of
+ * wherever the export now is: its own, or the whole group's. Requests
+ * waiting under the old limits are re-timed at once.
+ * Return: 0, -EINVAL (a bad group name), -ENOSPC (too many groups).
+ * Context: the control thread.
+ */
+int export_set_qos(struct export *e, const struct qos_limits *l, const char *group);
+/* The limits in force and the group (NULL: its own). Context: the control thread. */
+void export_get_qos(struct export *e, struct qos_limits *out, const char **group);
 
 #endif

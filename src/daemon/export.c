@@ -56,6 +56,11 @@ struct export {
 	unsigned nstarted;         /* (control thread) queues between start and stop done */
 	bool test_skip_data_log;   /* test only: break migration on purpose */
 	struct export_flush *flush; /* export_shutdown's flush of a stuck export */
+	/* I/O limits: NULL (none: the data path's one test), &own_qos, or a
+	 * named group. Written by the control thread, read by iothreads
+	 * (atomic); whatever it points to outlives the export's queues. */
+	struct qos_shared *qos;
+	struct qos_shared own_qos;
 	struct equeue queues[VHOST_MAX_QUEUES];
 };
 
@@ -236,6 +241,57 @@ static void equeue_yield(struct equeue *q)
 		n = write(q->vr->kick_fd, &one, sizeof(one));
 }
 
+/* Not popping for now: a request over its QoS limit waits for tokens
+ * (equeue_qos_resume ends the wait and pops again). */
+static inline bool equeue_parked(const struct equeue *q)
+{
+	return q->qos_parked != NULL;
+}
+
+/*
+ * Charge @r to the export's limits. Over them: park it and stop popping
+ * (notifications stay off, so the guest need not kick) until the
+ * iothread's timer says the tokens are there.
+ */
+static bool equeue_qos_park(struct equeue *q, struct ereq *r)
+{
+	struct qos_shared *qos = __atomic_load_n(&q->exp->qos, __ATOMIC_ACQUIRE);
+	enum qos_dir dir = QOS_OTHER;
+	uint64_t bytes, wait;
+	uint32_t type;
+
+	if (!qos)
+		return false;
+	blk_req_peek(r->elem.iov, r->elem.out_num, r->elem.in_num, &type, &bytes);
+	if (type == VIRTIO_BLK_T_IN)
+		dir = QOS_READ;
+	else if (type == VIRTIO_BLK_T_OUT || type == VIRTIO_BLK_T_DISCARD ||
+		 type == VIRTIO_BLK_T_WRITE_ZEROES)
+		dir = QOS_WRITE;
+	wait = qos_shared_take(qos, dir, bytes);
+	if (!wait)
+		return false;
+	q->qos_parked = r;
+	iothread_throttle(q->t, q, wait);
+	return true;
+}
+
+void equeue_qos_resume(struct equeue *q)
+{
+	struct ereq *r = q->qos_parked;
+
+	if (!r || !q->running)
+		return;   /* the stop submits it */
+	q->qos_parked = NULL;
+	if (equeue_qos_park(q, r))
+		return;
+	q->processing = true;   /* a synchronous completion must not pop */
+	blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov, r->elem.out_num,
+		       r->elem.in_num, equeue_req_done);
+	q->processing = false;
+	equeue_process(q);
+}
+
 /*
  * Pop available chains (at most EQUEUE_WEIGHT) and start them.
  * Notifications from the guest stay off while we work and are re-enabled
@@ -249,7 +305,7 @@ static void equeue_process(struct equeue *q)
 	unsigned budget = EQUEUE_WEIGHT;
 	int ret = 0;
 
-	if (!q->running || q->processing)
+	if (!q->running || q->processing || equeue_parked(q))
 		return;
 	vr = q->vr;
 	vq = &vr->vq;
@@ -288,6 +344,9 @@ static void equeue_process(struct equeue *q)
 			stats_add_u64(&q->stats.started, 1);
 #endif
 			budget--;
+			if (unlikely(__atomic_load_n(&q->exp->qos, __ATOMIC_ACQUIRE)) &&
+			    equeue_qos_park(q, r))
+				goto out;   /* over the limit: the timer resumes */
 			blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov,
 				       r->elem.out_num, r->elem.in_num, equeue_req_done);
 			if (!q->running)   /* a completion stopped or broke it */
@@ -333,7 +392,8 @@ static bool equeue_poll(void *opaque)
 	struct equeue *q = opaque;
 	uint64_t popped = q->popped;
 
-	if (!q->running || q->inflight >= virtq_size(&q->vr->vq) || !virtq_has_avail(&q->vr->vq))
+	if (!q->running || equeue_parked(q) || q->inflight >= virtq_size(&q->vr->vq) ||
+	    !virtq_has_avail(&q->vr->vq))
 		return false;
 	equeue_process(q);
 	return q->popped != popped;
@@ -345,8 +405,8 @@ static bool equeue_arm(void *opaque)
 	struct equeue *q = opaque;
 
 	q->polled = false;
-	if (!q->running)
-		return false;
+	if (!q->running || equeue_parked(q))
+		return false;   /* throttled: the timer resumes, kicks stay off */
 	/* At the cap a completion resumes popping (equeue_req_done). */
 	return virtq_enable_notify(&q->vr->vq) && q->inflight < virtq_size(&q->vr->vq);
 }
@@ -397,8 +457,22 @@ static void equeue_stop_fn(void *arg)
 	q->polled = false;
 	q->running = false;
 	q->stopping = true;
-	if (q->inflight == 0)
+	if (q->throttled)
+		iothread_unthrottle(q->t, q);
+	if (q->inflight == 0) {
 		equeue_finish_stop(q);
+	} else if (q->qos_parked) {
+		/* It counts in inflight: its completion (or a later one)
+		 * finishes the stop. A stop does not wait for tokens. */
+		struct ereq *r = q->qos_parked;
+		struct qos_shared *qos = __atomic_load_n(&q->exp->qos, __ATOMIC_ACQUIRE);
+
+		q->qos_parked = NULL;
+		if (qos)
+			qos_shared_cancel_wait(qos);
+		blk_req_submit(q->exp->blk, q->t->chan, &r->blk, r->elem.iov, r->elem.out_num,
+			       r->elem.in_num, equeue_req_done);
+	}
 	/* else the last completion finishes the stop */
 }
 
@@ -573,6 +647,11 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 		e->queues[i].exp = e;
 		e->queues[i].t = iothreads[(first + i) % niothreads];
 	}
+	qos_shared_init(&e->own_qos, NULL);
+	/* A group member given no limits takes the group's as they are. */
+	ret = export_set_qos(e, p->qos_given || !p->qos_group ? &p->qos : NULL, p->qos_group);
+	if (ret)
+		goto err_free;
 
 	ret = storage_open(&p->storage, &e->st);
 	if (ret)
@@ -622,6 +701,7 @@ err_blk:
 err_storage:
 	storage_close(e->st);
 err_free:
+	qos_shared_fini(&e->own_qos);
 	free(e->image);
 	free(e->socket_path);
 	free(e->name);
@@ -676,6 +756,7 @@ static int export_free(struct export *e)
 	ret = storage_close(e->st);
 	if (e->size_efd >= 0)
 		close(e->size_efd);
+	qos_shared_fini(&e->own_qos);
 	free(e->image);
 	free(e->socket_path);
 	free(e->name);
@@ -914,4 +995,41 @@ int export_resize(struct export *e, uint64_t size, struct export_resize_result *
 		res->notify = vhost_server_backend_send(e->vs, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
 							NULL, 0, export_config_changed, e);
 	return 0;
+}
+
+/* ---- I/O limits (control thread) ---------------------------------------- */
+
+int export_set_qos(struct export *e, const struct qos_limits *l, const char *group)
+{
+	struct qos_shared *cur = e->qos, *next;
+	int ret;
+
+	if (group && *group) {
+		ret = qos_group_get(group, &next);
+		if (ret)
+			return ret;
+	} else if (group || !cur || cur == &e->own_qos) {
+		next = &e->own_qos;   /* leaving a group, or not in one */
+	} else {
+		next = cur;           /* stays in its group */
+	}
+	if (l)
+		qos_shared_set(next, l);
+	/* An export of its own with no limit pays nothing on the data path. */
+	if (next == &e->own_qos && !next->st.active)
+		next = NULL;
+	__atomic_store_n(&e->qos, next, __ATOMIC_RELEASE);
+	/* Waits computed under the old limits end now, on every iothread
+	 * serving a queue of this export. */
+	for (unsigned i = 0; i < e->num_queues && i < e->niothreads; i++)
+		iothread_qos_recheck(e->queues[i].t);
+	return 0;
+}
+
+void export_get_qos(struct export *e, struct qos_limits *out, const char **group)
+{
+	struct qos_shared *q = e->qos ? e->qos : &e->own_qos;
+
+	qos_shared_get(q, out);
+	*group = q->name[0] ? q->name : NULL;
 }

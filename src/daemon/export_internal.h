@@ -35,6 +35,12 @@ struct equeue {
 	/* Written by the iothread only, read by the control thread
 	 * (relaxed; see stats.h). Kept across reconnects. */
 	struct stats_queue stats;
+	/* QoS: a popped request over the limit waits here, with the queue
+	 * neither popped nor notified, until the iothread's timer fires. */
+	struct ereq *qos_parked;
+	bool throttled;           /* on t->throttled */
+	uint64_t throttle_until;  /* CLOCK_MONOTONIC ns */
+	struct equeue *throttle_next;   /* on t->throttled */
 };
 
 /*
@@ -54,5 +60,8 @@ static inline uint64_t iothread_now(struct iothread *t)
 
 /* Signal the call eventfd if the ring wants a used-buffer notification. */
 void equeue_notify(struct equeue *q);
+/* Context: the iothread. The wait of a throttled queue is over (or its
+ * limits changed): try its parked request again, then go on popping. */
+void equeue_qos_resume(struct equeue *q);
 
 #endif

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #include "common/log.h"
 #include "daemon/daemon.h"
@@ -91,6 +93,102 @@ void iothread_mark_dirty(struct iothread *t, struct equeue *q)
 	t->dirty = q;
 }
 
+/* ---- QoS waits: one timerfd per iothread, armed for the earliest ---- */
+
+static void iothread_timer_arm(struct iothread *t, uint64_t at)
+{
+	struct itimerspec its = { 0 };
+
+	if (t->timer_fd < 0)
+		return;
+	/* 0 would disarm: the earliest instant means "now". */
+	if (at == 0)
+		at = 1;
+	its.it_value.tv_sec = (time_t)(at / 1000000000u);
+	its.it_value.tv_nsec = (long)(at % 1000000000u);
+	if (timerfd_settime(t->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		t->timer_at = at;
+	else
+		log_rl(LOG_ERR, "iothread %u: cannot arm the QoS timer: %m", t->index);
+}
+
+void iothread_throttle(struct iothread *t, struct equeue *q, uint64_t wait_ns)
+{
+	uint64_t now = qos_now_ns();
+
+	q->throttle_until = wait_ns > UINT64_MAX - now ? UINT64_MAX : now + wait_ns;
+	if (!q->throttled) {
+		q->throttled = true;
+		q->throttle_next = t->throttled;
+		t->throttled = q;
+	}
+	if (t->timer_at == 0 || q->throttle_until < t->timer_at)
+		iothread_timer_arm(t, q->throttle_until);
+}
+
+void iothread_unthrottle(struct iothread *t, struct equeue *q)
+{
+	for (struct equeue **p = &t->throttled; *p; p = &(*p)->throttle_next) {
+		if (*p == q) {
+			*p = q->throttle_next;
+			break;
+		}
+	}
+	q->throttled = false;
+	q->throttle_next = NULL;
+}
+
+/* Resume every queue whose wait is over (all of them if @all). */
+static void iothread_qos_run(struct iothread *t, bool all)
+{
+	struct equeue *list = t->throttled, *q;
+	uint64_t now = qos_now_ns(), next = 0;
+
+	t->throttled = NULL;
+	t->timer_at = 0;
+	while ((q = list)) {
+		list = q->throttle_next;
+		q->throttle_next = NULL;
+		q->throttled = false;
+		if (all || q->throttle_until <= now) {
+			equeue_qos_resume(q);   /* may throttle it again */
+		} else {
+			q->throttled = true;
+			q->throttle_next = t->throttled;
+			t->throttled = q;
+		}
+	}
+	for (q = t->throttled; q; q = q->throttle_next)
+		if (next == 0 || q->throttle_until < next)
+			next = q->throttle_until;
+	if (next && (t->timer_at == 0 || next < t->timer_at))
+		iothread_timer_arm(t, next);
+}
+
+static void iothread_on_timer(void *opaque, uint32_t events)
+{
+	struct iothread *t = opaque;
+	uint64_t n;
+	ssize_t r;
+
+	(void)events;
+	r = read(t->timer_fd, &n, sizeof(n));
+	(void)r;   /* EAGAIN: re-armed meanwhile; look at the list anyway */
+	iothread_qos_run(t, false);
+}
+
+static void iothread_qos_recheck_fn(void *arg)
+{
+	iothread_qos_run(arg, true);
+}
+
+void iothread_qos_recheck(struct iothread *t)
+{
+	if (loop_post(t->loop, iothread_qos_recheck_fn, t))
+		log_rl(LOG_WARN, "iothread %u: new limits apply when current waits end",
+		       t->index);
+}
+
 struct iothread_setup {
 	struct iothread *t;
 	int ret;
@@ -115,12 +213,25 @@ static void iothread_setup_fn(void *arg)
 	if (!s->ret)
 		s->ret = loop_add_poller(t->loop, iothread_storage_poll, iothread_storage_arm,
 					 iothread_storage_disarm, t);
+	if (s->ret)
+		return;
+	/* Made here, before the sandbox: only timerfd_settime runs later. */
+	t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->timer_fd < 0)
+		s->ret = -errno;
+	else
+		s->ret = loop_add_fd(t->loop, t->timer_fd, EPOLLIN, iothread_on_timer, t);
 }
 
 static void iothread_teardown_fn(void *arg)
 {
 	struct iothread *t = arg;
 
+	if (t->timer_fd >= 0) {
+		loop_del_fd(t->loop, t->timer_fd);
+		close(t->timer_fd);
+		t->timer_fd = -1;
+	}
 	if (!t->chan)
 		return;
 	loop_del_poller(t->loop, iothread_storage_poll, t);
@@ -141,6 +252,7 @@ int iothread_create(unsigned index, struct iothread **out)
 	if (!t)
 		return -ENOMEM;
 	t->index = index;
+	t->timer_fd = -1;
 	snprintf(name, sizeof(name), "vblk-io%u", index);
 	ret = loop_create(name, &t->loop);
 	if (ret)

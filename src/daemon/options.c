@@ -68,6 +68,18 @@ int opt_parse_uint(const char *name, const char *s, unsigned min, unsigned max, 
 	return 0;
 }
 
+/* The multiplier of a K/M/G/T suffix (powers of 1024); 0: not one. */
+static uint64_t suffix_mult(char c)
+{
+	switch (c) {
+	case 'k': case 'K': return 1ULL << 10;
+	case 'm': case 'M': return 1ULL << 20;
+	case 'g': case 'G': return 1ULL << 30;
+	case 't': case 'T': return 1ULL << 40;
+	default: return 0;
+	}
+}
+
 /* "64M", "1G", "512" (bytes); must be a non-zero multiple of 512. */
 int opt_parse_size(const char *name, const char *s, uint64_t *out)
 {
@@ -80,15 +92,10 @@ int opt_parse_size(const char *name, const char *s, uint64_t *out)
 	strcpy(buf, s);
 	n = strlen(buf);
 	end = buf + n - 1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1ULL << 10; break;
-	case 'm': case 'M': mult = 1ULL << 20; break;
-	case 'g': case 'G': mult = 1ULL << 30; break;
-	case 't': case 'T': mult = 1ULL << 40; break;
-	default: end = NULL;
-	}
-	if (end)
+	if (suffix_mult(*end)) {
+		mult = suffix_mult(*end);
 		*end = '\0';
+	}
 	if (parse_u64(buf, &v) || v == 0 || v > UINT64_MAX / mult)
 		return opt_fail("invalid %s '%s': expected a size like 512M or 2G", name, s);
 	v *= mult;
@@ -109,6 +116,62 @@ int opt_parse_bool(const char *name, const char *s, bool *out)
 	return 0;
 }
 
+/*
+ * A rate: a whole number, 0 for no limit; with @units, K/M/G/T suffixes
+ * (powers of 1024) too, for bytes per second.
+ */
+int opt_parse_rate(const char *name, const char *s, bool units, uint64_t *out)
+{
+	char buf[32];
+	uint64_t v, mult = 1;
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n >= sizeof(buf))
+		goto bad;
+	memcpy(buf, s, n + 1);
+	if (units && suffix_mult(buf[n - 1])) {
+		mult = suffix_mult(buf[n - 1]);
+		buf[n - 1] = '\0';
+	}
+	if (parse_u64(buf, &v) || v > QOS_MAX_RATE / mult)
+		goto bad;
+	*out = v * mult;
+	return 0;
+bad:
+	return opt_fail("invalid %s '%s': expected a whole number per second from 0 (no limit) "
+			"to %llu%s", name, s ? s : "", QOS_MAX_RATE,
+			units ? ", with an optional K, M, G or T suffix" : "");
+}
+
+bool qos_opt_key(const char *key)
+{
+	return qos_kind_parse(key) >= 0 || !strcmp(key, "burst-ms") || !strcmp(key, "qos-group");
+}
+
+int qos_opt(struct qos_limits *l, const char **group, const char *key, const char *val)
+{
+	int k = qos_kind_parse(key);
+	unsigned ms;
+	int ret;
+
+	if (k >= 0)
+		return opt_parse_rate(key, val, k >= QOS_BPS, &l->rate[k]);
+	if (!strcmp(key, "burst-ms")) {
+		ret = opt_parse_uint("burst-ms", val, 1, QOS_MAX_BURST_MS, &ms);
+		if (!ret)
+			l->burst_ms = ms;
+		return ret;
+	}
+	if (!strcmp(key, "qos-group")) {
+		/* "" (runtime only) leaves the group. */
+		if (!val || (*val && !qos_group_name_valid(val)))
+			return opt_fail("invalid qos-group '%s': 1-%d letters, digits, '.', '_' "
+					"or '-'", val ? val : "", QOS_GROUP_NAME_MAX);
+		*group = val;
+		return 0;
+	}
+	return opt_fail("unknown QoS option '%s'", key);
+}
 
 void export_opts_init(struct export_opts *o)
 {
@@ -195,6 +258,12 @@ int export_opt(struct export_opts *o, const char *key, const char *val)
 		return opt_parse_bool("writethrough", val, &o->p.writethrough);
 	} else if (!strcmp(key, "packed")) {
 		return opt_parse_bool("packed", val, &o->p.packed);
+	} else if (qos_opt_key(key)) {
+		if (!strcmp(key, "qos-group") && val && !*val)
+			return opt_fail("invalid qos-group '': give a name");
+		if (strcmp(key, "qos-group"))
+			o->p.qos_given = true;
+		return qos_opt(&o->p.qos, &o->p.qos_group, key, val);
 	} else if (!strcmp(key, "serial")) {
 		if (!val || strlen(val) > BLK_ID_BYTES)
 			return opt_fail("invalid serial: at most %u bytes", BLK_ID_BYTES);
@@ -227,7 +296,7 @@ int export_opts_check(struct export_opts *o, unsigned idx)
 {
 	if (!o->p.socket_path && o->p.fd < 0)
 		return opt_fail("export %u: give --socket-path=PATH or --fd=FD", idx);
-	if (o->p.socket_path && o->p.fd >= 0)
+	if (o->p.socket_path && o->p.fd >= 0 && !o->activated)
 		return opt_fail("export %u: --socket-path and --fd are mutually exclusive", idx);
 	if (!o->have_target)
 		return opt_fail("export %u: give --file=IMAGE, --rbd=POOL/IMAGE or --null=SIZE", idx);

@@ -21,6 +21,7 @@ struct export_opts {
 	uint64_t null_size;
 	bool have_target;       /* file, rbd or null given */
 	bool rbd_opts;          /* ceph-conf, id, keyring or rbd-timeout given */
+	bool activated;         /* fd came from systemd (socket-path names it) */
 };
 
 /*
@@ -37,6 +38,13 @@ int opt_parse_uint(const char *name, const char *s, unsigned min, unsigned max, 
 int opt_parse_size(const char *name, const char *s, uint64_t *out);
 /* on/off, true/false, yes/no, 1/0; NULL (a bare key) is on. */
 int opt_parse_bool(const char *name, const char *s, bool *out);
+
+/* A per-second rate; 0 is no limit; @units: K/M/G/T allowed (bytes). */
+int opt_parse_rate(const char *name, const char *s, bool units, uint64_t *out);
+/* iops, iops-rd, iops-wr, bps, bps-rd, bps-wr, burst-ms, qos-group. */
+bool qos_opt_key(const char *key);
+/* Apply one QoS key to @l / @group (@val must outlive them). */
+int qos_opt(struct qos_limits *l, const char **group, const char *key, const char *val);
 
 void export_opts_init(struct export_opts *o);
 /* Apply one key=value (@val may be NULL); @val must outlive @o. */

@@ -25,6 +25,7 @@
 #include "daemon/control_stats.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
+#include "daemon/systemd.h"
 #include "daemon/sandbox.h"
 #include "mgmt/mgmt.h"
 
@@ -75,11 +76,19 @@ static const char usage_text[] =
 "  --writethrough       report no volatile cache: every write is durable when acked\n"
 "  --serial=STRING      the disk serial the guest reads (up to 20 bytes)\n"
 "  --no-packed          do not offer the packed ring layout\n"
+"  --iops=N, --iops-rd=N, --iops-wr=N\n"
+"                       limit requests per second: all, reads, writes (0: none)\n"
+"  --bps=N, --bps-rd=N, --bps-wr=N\n"
+"                       limit bytes per second (K/M/G/T suffixes) likewise\n"
+"  --burst-ms=MS        the limits allow bursts of MS milliseconds of their rate\n"
+"                       (1-%u, default %u)\n"
+"  --qos-group=NAME     share one set of limits with every export of the group\n"
 "\n"
 "  --export=KEY=VALUE,...  one more export; keys are the option names above\n"
 "                       without dashes (socket-path, fd, file, null, rbd, ceph-conf,\n"
 "                       id, keyring, rbd-timeout, num-queues, queue-size,\n"
-"                       read-only, direct, writethrough, serial, packed)\n"
+"                       read-only, direct, writethrough, serial, packed, iops,\n"
+"                       iops-rd, iops-wr, bps, bps-rd, bps-wr, burst-ms, qos-group)\n"
 "\n"
 "Daemon options:\n"
 "  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
@@ -114,7 +123,7 @@ static const char usage_text[] =
 static void usage(FILE *f)
 {
 	fprintf(f, usage_text, STORAGE_RBD_DEFAULT_TIMEOUT, VHOST_MAX_QUEUES, MAX_QUEUE_SIZE,
-		DEFAULT_QUEUE_SIZE, MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US, MAX_SHUTDOWN_TIMEOUT,
+		DEFAULT_QUEUE_SIZE, QOS_MAX_BURST_MS, QOS_DEFAULT_BURST_MS, MAX_POLL_IDLE_US, DEFAULT_POLL_IDLE_US, MAX_SHUTDOWN_TIMEOUT,
 		DEFAULT_SHUTDOWN_TIMEOUT);
 }
 
@@ -130,6 +139,7 @@ enum {
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
 	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_METRICS,
+	OPT_QOS,   /* the key is the option's name */
 };
 
 static const struct option long_opts[] = {
@@ -150,6 +160,14 @@ static const struct option long_opts[] = {
 	{ "writethrough", no_argument, NULL, OPT_WT },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-packed", no_argument, NULL, OPT_NOPACKED },
+	{ "iops", required_argument, NULL, OPT_QOS },
+	{ "iops-rd", required_argument, NULL, OPT_QOS },
+	{ "iops-wr", required_argument, NULL, OPT_QOS },
+	{ "bps", required_argument, NULL, OPT_QOS },
+	{ "bps-rd", required_argument, NULL, OPT_QOS },
+	{ "bps-wr", required_argument, NULL, OPT_QOS },
+	{ "burst-ms", required_argument, NULL, OPT_QOS },
+	{ "qos-group", required_argument, NULL, OPT_QOS },
 	{ "export", required_argument, NULL, OPT_EXPORT },
 	{ "iothreads", required_argument, NULL, OPT_IOTHREADS },
 	{ "print-capabilities", no_argument, NULL, OPT_CAPS },
@@ -191,7 +209,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 {
 	struct export_opts *m = &c->exports[0];
 	const char *key;
-	int opt, ret;
+	int opt, ret, idx;
 
 	export_opts_init(m);
 	c->nexports = 1;
@@ -201,7 +219,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	c->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
 	c->control_mode = 0600;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":vqhV", long_opts, &idx)) != -1) {
 		ret = 0;
 		key = NULL;
 		switch (opt) {
@@ -220,6 +238,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_DIRECT: key = "direct"; break;
 		case OPT_WT: key = "writethrough"; break;
 		case OPT_SERIAL: key = "serial"; break;
+		case OPT_QOS: key = long_opts[idx].name; break;
 		case OPT_NOPACKED:
 			ret = export_opt(m, "packed", "off");
 			c->main_used = true;
@@ -309,6 +328,9 @@ static int parse_args(int argc, char **argv, struct config *c)
 		memmove(&c->exports[0], &c->exports[1], (c->nexports - 1) * sizeof(c->exports[0]));
 		c->nexports--;
 	}
+	/* systemd socket activation: its sockets become exports' sockets. */
+	if (systemd_take_listen_fds(c->exports, c->nexports) < 0)
+		return -EINVAL;
 	if (c->nexports == 0 && !c->control)
 		return opt_fail("nothing to serve: give --socket-path=PATH and --file=IMAGE or --rbd=POOL/IMAGE");
 	for (unsigned i = 0; i < c->nexports; i++) {
@@ -490,10 +512,15 @@ int main(int argc, char **argv)
 	}
 	c.sandbox.runtime_exports = c.control != NULL;
 	c.sandbox.metrics = metrics != NULL;
+	systemd_notify_open();
 	if (sandbox_enter(&c.sandbox))
 		goto out_exports;
+	systemd_notify("READY=1\nSTATUS=serving %u export%s%s%s", c.nexports,
+		       c.nexports == 1 ? "" : "s", c.control ? ", control socket " : "",
+		       c.control ? c.control : "");
 	loop_run(ctrl);
 	log_info("shutting down");
+	systemd_notify("STOPPING=1\nSTATUS=shutting down: finishing requests in flight");
 	rc = 0;
 
 out_exports:

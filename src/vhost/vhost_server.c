@@ -629,12 +629,16 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 		s->vrings[i].kick_fd = s->vrings[i].call_fd = s->vrings[i].err_fd = -1;
 		vring_reset(s, i);
 	}
-	if (path) {
+	if (fd >= 0) {
+		/* With a path too: the socket systemd made on it (and owns). */
+		if (path)
+			snprintf(s->name, sizeof(s->name), "%s", path);
+		else
+			snprintf(s->name, sizeof(s->name), "fd %d", fd);
+		ret = adopt_fd(s, fd);
+	} else {
 		snprintf(s->name, sizeof(s->name), "%s", path);
 		ret = listen_on_path(s, path);
-	} else {
-		snprintf(s->name, sizeof(s->name), "fd %d", fd);
-		ret = adopt_fd(s, fd);
 	}
 	if (ret)
 		goto err_free;
@@ -649,7 +653,7 @@ int vhost_server_create(struct loop *ctrl, const char *path, int fd,
 	return 0;
 
 err_close:
-	if (s->listen_fd >= 0 && path) {
+	if (s->listen_fd >= 0 && fd < 0) {
 		sock_file_remove(&s->file);
 		close(s->listen_fd);
 	}

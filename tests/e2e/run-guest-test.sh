@@ -50,6 +50,10 @@ usage() {
 	                    (device_add over HMP), and once the guest is done with
 	                    it unplug it and remove the export (guest/hotplug-resize.sh)
 	  --resize-to SIZE  --control: the export's new size (default 256M)
+	  --qos IOPS        vblkd: serve with --iops=IOPS and a control socket; once
+	                    the guest measured its IOPS (guest/qos-resize.sh), lift
+	                    the limit, grow the image with truncate (--resize-to) and
+	                    run vblkctl resize without a size
 	  --vblkctl PATH    vblkctl binary (default \$VBLKCTL)
 	EOF
 	exit 2
@@ -66,7 +70,7 @@ queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir='' 
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
 migrations=0 migrate_gap=3
-control=0 resize_to=256M vblkctl_bin=${VBLKCTL:-}
+control=0 resize_to=256M vblkctl_bin=${VBLKCTL:-} qos=0
 backend_env=()
 vblkd_bin=${VBLKD:-}
 expects=()
@@ -94,6 +98,7 @@ while (($#)); do
 	--migrate-gap) migrate_gap=$2; shift 2 ;;
 	--backend-env) backend_env+=("$2"); shift 2 ;;
 	--control) control=1; shift ;;
+	--qos) qos=$2; control=1; shift 2 ;;
 	--resize-to) resize_to=$2; shift 2 ;;
 	--vblkctl) vblkctl_bin=$2; shift 2 ;;
 	-h | --help) usage ;;
@@ -116,6 +121,7 @@ esac
 [[ $migrations =~ ^[0-9]+$ ]] || e2e_die "--migrate wants a count"
 [[ $migrate_gap =~ ^[0-9]+(\.[0-9]+)?$ ]] || e2e_die "--migrate-gap wants seconds"
 ((migrations == 0 || reconnect == 0)) || e2e_die "--migrate and --chaos/--reconnect do not mix"
+[[ $qos =~ ^[0-9]+$ ]] || e2e_die "--qos wants a number of IOPS"
 if ((control)); then
 	[[ $backend == vblkd ]] || e2e_die "--control is for the vblkd backend"
 	((migrations == 0 && reconnect == 0)) || e2e_die "--control does not mix with --migrate/--chaos"
@@ -148,6 +154,7 @@ label="$backend/$test q=$queues"
 ((reconnect)) && label+=" reconnect"
 [[ -n $chaos_sig ]] && label+=" chaos=SIG$chaos_sig"
 ((control)) && label+=" control"
+((qos)) && label+=" qos=$qos"
 ((migrations)) && label+=" migrate=$migrations"
 ((${#backend_env[@]})) && label+=" env=${backend_env[*]}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vblk-e2e.XXXXXX")
@@ -244,6 +251,7 @@ esac
 if ((control)); then
 	exp[NEW_SECTORS]=$(($(numfmt --from=iec "$resize_to") / 512))
 	exp[HOT_SECTORS]=$((64 * 2048))
+	((qos)) && exp[IOPS]=$qos
 fi
 for kv in "${expects[@]}"; do
 	[[ $kv == *=* ]] || e2e_die "--expect wants KEY=VALUE, got '$kv'"
@@ -290,6 +298,7 @@ vblkd)
 	fi
 	((ro)) && bcmd+=(--read-only)
 	((control)) && bcmd+=("--control=$tmp/ctl.sock")
+	((qos)) && bcmd+=("--iops=$qos")
 	# A second export of the same image: one process, one page cache.
 	((migrations)) && bcmd+=("--export=socket-path=$sock2,file=$img,num-queues=$queues,read-only=$((ro ? 1 : 0))")
 	;;
@@ -546,6 +555,24 @@ control_hook() {
 	return 0
 }
 
+# qos_hook (--qos, guest/qos-resize.sh): once the guest measured its IOPS
+# under the limit, lift it, grow the image behind vblkd's back and have
+# vblkctl pick the size up (resize without a size).
+# shellcheck disable=SC2317 # invoked through e2e_run_qemu --hook
+qos_hook() {
+	local out
+	if ! wait_console VBLK-E2E-QOS-DONE 600; then
+		control_fails+=("the guest never finished its QoS measurement")
+		return 0
+	fi
+	ctl qos "$sock" >/dev/null
+	ctl qos "$sock" iops=0 >/dev/null || control_fails+=("vblkctl qos iops=0 failed")
+	truncate -s "$resize_to" "$img" || control_fails+=("truncate failed")
+	out=$(ctl resize "$sock") || control_fails+=("vblkctl resize (no size) failed")
+	grep -q "the guest was told" <<<"$out" || control_fails+=("the guest was not told of the resize")
+	return 0
+}
+
 e2e_log "backend: ${bcmd[*]@Q}"
 : >"$blog"
 if ! start_backend; then
@@ -567,6 +594,7 @@ else
 	[[ -n $chaos_sig ]] && hook=(--hook chaos_hook)
 	((control)) && hook=(--hook control_hook --monitor "$tmp/mon0.sock"
 		--qemu-arg -device --qemu-arg pcie-root-port,id=hotport,chassis=1,slot=1)
+	((qos)) && hook=(--hook qos_hook)
 	e2e_run_qemu "${qargs[@]}" "${hook[@]}" || grc=$?
 fi
 boot=$((SECONDS - boot))

@@ -1046,6 +1046,49 @@ static void gen_mgmt(void)
 	free(b.p);
 }
 
+/* ---- QoS keys and bucket steps (fuzz_qos) ------------------------------- */
+
+static void qos_step(struct buf *b, uint8_t op, uint8_t dir, uint32_t arg)
+{
+	buf_u8(b, op);
+	buf_u8(b, dir);
+	buf_u16(b, 0);
+	buf_u16(b, (uint16_t)arg);
+	buf_u16(b, (uint16_t)(arg >> 16));
+}
+
+static void gen_qos_one(const char *name, const char *keys, unsigned nreq, uint32_t bytes,
+			uint32_t step_ns)
+{
+	struct buf b = { 0 };
+
+	buf_put(&b, keys, strlen(keys) + 1);
+	for (unsigned i = 0; i < nreq; i++) {
+		qos_step(&b, 0, (uint8_t)(i % 3), bytes);
+		if (step_ns)
+			qos_step(&b, 1, 0, step_ns);
+		if (i == nreq / 2)
+			qos_step(&b, 3, 0, 0);
+	}
+	qos_step(&b, 2, 0, 100000);   /* 100 s idle */
+	qos_step(&b, 0, 1, bytes);
+	emit("fuzz_qos", &b, "%s", name);
+	free(b.p);
+}
+
+static void gen_qos(void)
+{
+	gen_qos_one("iops", "iops=1000\n", 64, 4096, 0);
+	gen_qos_one("iops-rd-wr", "iops-rd=100\niops-wr=7\nburst-ms=1\n", 64, 512, 1000);
+	gen_qos_one("bps-large", "bps=10K\nburst-ms=100\n", 16, 1u << 20, 0);
+	gen_qos_one("bps-max", "bps=1000000000000000\nburst-ms=60000\niops=1\n", 16,
+		    UINT32_MAX, 1);
+	gen_qos_one("all", "iops=3\niops-rd=2\niops-wr=1\nbps=1M\nbps-rd=512K\n"
+		    "bps-wr=1G\nburst-ms=250\nqos-group=g\n", 32, 65536, 333333);
+	gen_qos_one("bad-keys", "iops=-1\nbps=1Q\nburst-ms=0\nqos-group=a b\niops\n"
+		    "bps-rd=99999999999999999999\n", 8, 4096, 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--check") == 0) {
@@ -1064,6 +1107,7 @@ int main(int argc, char **argv)
 	gen_blk();
 	gen_vhost();
 	gen_mgmt();
+	gen_qos();
 	if (check_only) {
 		printf("gen_seeds: %u seeds checked, %u out of date%s\n", n_written, n_stale,
 		       n_stale ? " (regenerate: see tests/fuzz/README.md)" : "");

@@ -177,3 +177,37 @@ wait_for_disk
 log "disk $DEV: $(cat "/sys/block/$NAME/size") sectors, $(find "/sys/block/$NAME/mq" -mindepth 1 -maxdepth 1 | wc -l) queue(s)"
 log "features: $(feature_names)"
 check_ring
+
+# wait_until SECONDS COMMAND...: 0 once COMMAND succeeds, 1 on timeout.
+wait_until() {
+	n=$(($1 * 10))
+	shift
+	while ! "$@"; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+# check_grown OLD_SECTORS TIMEOUT: wait for the disk's capacity to change
+# from OLD_SECTORS (a resize while the guest runs), check it against
+# EXPECT_NEW_SECTORS, and write + verify the grown area with fio.
+check_grown() {
+	old=$1
+	if wait_until "$2" grown_size_changed; then ok "the capacity changed without a reboot"
+	else fail "the capacity did not change in $2 s"; fi
+	new=$(cat /sys/block/"$NAME"/size)
+	check "capacity after the resize (/sys/block/$NAME/size)" "$new" "${EXPECT_NEW_SECTORS:-any}"
+	dmesg | grep -i "capacity change" | tail -n 1 | sed 's/^/guest: dmesg: /'
+	[ "$new" -gt "$old" ] || return 0
+	if fio --name=grown --filename="$DEV" --direct=1 --ioengine=libaio --iodepth=32 \
+		--rw=randwrite --bs=4k --offset=$((old * 512)) --size=$(((new - old) * 512)) \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=0 --eta=never \
+		>/tmp/fio.log 2>&1; then
+		ok "fio write+verify of the grown area ($(((new - old) / 2048)) MiB past the old end)"
+	else
+		fail "fio on the grown area"
+		tail -n 20 /tmp/fio.log
+	fi
+}
+grown_size_changed() { [ "$(cat /sys/block/"$NAME"/size)" != "$old" ]; }
