@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost_server_internal.h - what the files of the vhost-user backend share
+ * (not installed, not for other modules): the server and per-vring state,
+ * handler results, and the functions each file offers the others.
+ *
+ *   vhost_server.c       the connection: listen, accept, receive, replies,
+ *                        the paused/resumed message state machine, the stall
+ *                        timer, the SIGBUS guard; create/destroy
+ *   vhost_handlers.c     the message handlers and the dispatch table
+ *   vhost_vring.c        vring lifecycle: translate, start, stop, reset, fd
+ *                        swaps, committing a new memory table
+ *   vhost_inflight.c     INFLIGHT_SHMFD: the shared inflight area
+ *   vhost_server_log.c   dirty logging: SET_LOG_BASE, LOG_ALL on running rings
+ *
+ * Context: everything here runs in the control loop's thread. Messages that
+ * need a queue stopped (GET_VRING_BASE, disable, kick change, memory
+ * changes that orphan a ring, RESET_OWNER, disconnect) call queue_stop,
+ * stop reading the socket, and re-run the handler once every done()
+ * arrived; handlers are written to be re-run.
+ */
+#ifndef VBLK_VHOST_SERVER_INTERNAL_H
+#define VBLK_VHOST_SERVER_INTERNAL_H
+
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "common/sock.h"
+#include "vhost/vhost.h"
+#include "vhost/vhost_backend_req.h"
+#include "vhost/vhost_log.h"
+#include "vhost/vhost_msg.h"
+
+/* Handler results besides 0 (done, ack success) and -errno (close). */
+#define H_NACK    1   /* refused, state unchanged: ack with failure */
+#define H_PENDING 2   /* queue stops issued: re-run when all are done */
+
+/* Per-vring state that is vhost's business only. */
+struct vring_priv {
+	struct vhost_server *s;
+	bool kick_set;      /* SET_VRING_KICK seen (an fd or NOFD = polling) */
+	bool addr_set;      /* SET_VRING_ADDR seen */
+	bool stopping;      /* queue_stop issued, done() not yet called */
+	bool num_refused;   /* SET_VRING_NUM refused without an ack: broken until a valid one */
+	uint16_t used_base; /* packed: used index | wrap << 15 (base's high half) */
+};
+
+struct vhost_server {
+	struct loop *ctrl;
+	struct vhost_dev_info info;
+	const struct vhost_dev_ops *ops;
+	void *opaque;
+	char name[96];              /* for logs: the path or "fd N" */
+
+	int listen_fd;              /* -1 when given a connected fd */
+	bool listen_watched;
+	struct sock_file file;      /* socket file we created (path NULL: none) */
+
+	int conn_fd;                /* -1: no frontend */
+	int timer_fd;               /* times a partial message or an unsent reply */
+	bool timer_watched, timer_armed;
+	bool conn_watched;          /* conn_fd is registered on ctrl */
+	bool closing;               /* waiting for stops before tearing down */
+	bool destroying;
+	sem_t *destroyed;           /* posted once freed (cross-thread destroy) */
+
+	/* per connection */
+	uint64_t features;          /* acked by SET_FEATURES */
+	uint64_t protocol_features;
+	bool owner;
+	struct gmem *mem;
+	struct gmem *next_mem;      /* built by a memory message awaiting stops */
+	struct vhost_vring *vrings;
+	struct vring_priv *vpriv;
+	bool features_set;          /* SET_FEATURES seen this session */
+	/* SET_INFLIGHT_FD: the shared inflight area, one region per queue */
+	int inflight_fd;
+	int inflight_slot;          /* gmem_guard_watch slot of the area, or -1 */
+	void *inflight;
+	uint64_t inflight_size;
+	unsigned inflight_nq, inflight_qsize;
+	struct gmem_log *log;       /* SET_LOG_BASE: the dirty log, or NULL */
+	struct vhost_backend_req *breq; /* SET_BACKEND_REQ_FD: the backend channel */
+
+	struct vhost_msg_rx rx;
+	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
+	bool msg_pending;           /* rx.msg waits for queue stops */
+	unsigned long progress;     /* messages dispatched + replies drained (stall timer) */
+	unsigned stops_pending;
+	bool in_dispatch;           /* done() called synchronously: don't resume */
+	bool broken;                /* the device failed us: close after this message */
+	/* SIGBUS in this connection's guest memory or inflight area */
+	struct gmem_guard *guard;
+	bool guard_watched;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static inline uint64_t offered_features(const struct vhost_server *s)
+{
+	/* No IOTLB: never offer what needs it. Dirty logging (LOG_ALL) only
+	 * if the device logs its own writes, and says so in info.features. */
+	uint64_t f = s->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+
+	f &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM);
+	return f;
+}
+
+static inline bool has_feature(const struct vhost_server *s, unsigned bit)
+{
+	return s->features & (1ull << bit);
+}
+
+static inline bool reply_ack_on(const struct vhost_server *s)
+{
+	return s->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+}
+
+static inline bool is_pow2(unsigned x)
+{
+	return x && !(x & (x - 1));
+}
+
+static inline void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ---- vrings ----------------------------------------------------------- */
+
+static inline bool vring_is_packed(const struct vhost_server *s)
+{
+	return has_feature(s, VIRTIO_F_RING_PACKED);
+}
+
+static inline bool vring_enabled(const struct vhost_server *s, const struct vhost_vring *vr)
+{
+	/* Without protocol features a ring is enabled from the start. */
+	return vr->enabled || !has_feature(s, VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+/* ---- dirty logging -------------------------------------------------- */
+
+static inline bool log_all_on(const struct vhost_server *s)
+{
+	return has_feature(s, VHOST_F_LOG_ALL);
+}
+
+/* ---- shared between the files ------------------------------------------ */
+
+/* Rate-limited warning about what the frontend sent, one limiter per site. */
+#define bad(s, ...) do { \
+		static struct log_ratelimit rl__; \
+		server_warn(&rl__, (s), __VA_ARGS__); \
+	} while (0)
+
+void server_warn(struct log_ratelimit *rl, const struct vhost_server *s,
+		 const char *fmt, ...) PRINTF(3, 4);
+
+/* vhost_server.c */
+int send_msg_fd(struct vhost_server *s, uint32_t request, const void *payload,
+		uint32_t size, int fd);
+int send_reply(struct vhost_server *s, uint32_t request, const void *payload, uint32_t size);
+int reply_u64(struct vhost_server *s, uint32_t request, uint64_t v);
+void server_resume(struct vhost_server *s);
+
+/* vhost_handlers.c */
+int vhost_server_handle(struct vhost_server *s, struct vhost_msg *m);
+void vring_fd_probe(void);
+
+/* vhost_vring.c */
+void vring_try_start(struct vhost_server *s, struct vhost_vring *vr);
+void vring_try_start_all(struct vhost_server *s);
+void vring_stop(struct vhost_server *s, struct vhost_vring *vr);
+void vring_reset(struct vhost_server *s, unsigned i);
+int vring_stop_all(struct vhost_server *s);
+int vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *field, int fd);
+int mem_commit(struct vhost_server *s);
+
+/* vhost_inflight.c */
+void inflight_unmap(struct vhost_server *s);
+int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m);
+int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m);
+
+/* vhost_server_log.c */
+int log_apply(struct vhost_server *s, struct gmem_log *log, bool on, struct vhost_vring *only);
+int h_set_log_base(struct vhost_server *s, struct vhost_msg *m);
+
+#endif
