@@ -195,6 +195,8 @@ int export_opt(struct export_opts *o, const char *key, const char *val)
 		return opt_parse_bool("writethrough", val, &o->p.writethrough);
 	} else if (!strcmp(key, "packed")) {
 		return opt_parse_bool("packed", val, &o->p.packed);
+	} else if (!strcmp(key, "iommu")) {
+		return opt_parse_bool("iommu", val, &o->p.iommu);
 	} else if (!strcmp(key, "serial")) {
 		if (!val || strlen(val) > BLK_ID_BYTES)
 			return opt_fail("invalid serial: at most %u bytes", BLK_ID_BYTES);

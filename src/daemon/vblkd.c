@@ -73,11 +73,13 @@ static const char usage_text[] =
 "  --writethrough       report no volatile cache: every write is durable when acked\n"
 "  --serial=STRING      the disk serial the guest reads (up to 20 bytes)\n"
 "  --no-packed          do not offer the packed ring layout\n"
+"  --iommu              offer VIRTIO_F_ACCESS_PLATFORM: addresses are I/O virtual\n"
+"                       addresses translated through the vhost-user IOTLB\n"
 "\n"
 "  --export=KEY=VALUE,...  one more export; keys are the option names above\n"
 "                       without dashes (socket-path, fd, file, null, rbd, ceph-conf,\n"
 "                       id, keyring, rbd-timeout, num-queues, queue-size,\n"
-"                       read-only, direct, writethrough, serial, packed)\n"
+"                       read-only, direct, writethrough, serial, packed, iommu)\n"
 "\n"
 "Daemon options:\n"
 "  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
@@ -121,7 +123,7 @@ static void print_capabilities(void)
 
 enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
-	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
+	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_IOMMU, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
 	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
 };
@@ -144,6 +146,7 @@ static const struct option long_opts[] = {
 	{ "writethrough", no_argument, NULL, OPT_WT },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-packed", no_argument, NULL, OPT_NOPACKED },
+	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "export", required_argument, NULL, OPT_EXPORT },
 	{ "iothreads", required_argument, NULL, OPT_IOTHREADS },
 	{ "print-capabilities", no_argument, NULL, OPT_CAPS },
@@ -213,6 +216,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_SERIAL: key = "serial"; break;
 		case OPT_NOPACKED:
 			ret = export_opt(m, "packed", "off");
+			c->main_used = true;
+			break;
+		case OPT_IOMMU:
+			ret = export_opt(m, "iommu", "on");
 			c->main_used = true;
 			break;
 		case OPT_EXPORT:

@@ -99,7 +99,10 @@ static void close_fd(int *fd)
 
 static uint64_t ring_uva(const struct vblk_client *c, unsigned q, unsigned area)
 {
-	/* Region 0 always starts at offset 0 and holds every ring. */
+	/* Region 0 always starts at offset 0 and holds every ring. With an
+	 * IOMMU the frontend gives IOVAs instead. */
+	if (c->o.iommu)
+		return VBLK_CLIENT_GPA_BASE + (uint64_t)q * RING_STRIDE + area;
 	return c->regions[0].uva + (uint64_t)q * RING_STRIDE + area;
 }
 
@@ -163,17 +166,36 @@ static int client_layout(struct vblk_client *c)
 	return 0;
 }
 
+/* What the daemon is told about region i (GPAs moved with an IOMMU). */
+static struct gmem_region_desc client_region_wire(const struct vblk_client *c, unsigned i)
+{
+	struct gmem_region_desc d = c->regions[i];
+
+	if (c->o.iommu)
+		d.gpa += VBLK_CLIENT_IOMMU_GPA_SHIFT;
+	return d;
+}
+
 static int client_set_memory(struct vblk_client *c)
 {
 	int fds[VHOST_USER_MAX_MEM_REGIONS];
+	struct gmem_region_desc d[VHOST_USER_MAX_MEM_REGIONS];
 	unsigned first = MIN(c->nregions, VHOST_USER_MAX_MEM_REGIONS), i;
 	int ret;
 
-	for (i = 0; i < first; i++)
+	for (i = 0; i < first; i++) {
 		fds[i] = c->memfd;
-	ret = vhost_frontend_set_mem_table(c->f, c->regions, fds, first);
-	for (i = first; !ret && i < c->nregions; i++)
-		ret = vhost_frontend_add_mem_reg(c->f, &c->regions[i], c->memfd);
+		d[i] = client_region_wire(c, i);
+	}
+	ret = vhost_frontend_set_mem_table(c->f, d, fds, first);
+	for (i = first; !ret && i < c->nregions; i++) {
+		d[0] = client_region_wire(c, i);
+		ret = vhost_frontend_add_mem_reg(c->f, &d[0], c->memfd);
+	}
+	/* Every region mapped read-write at IOVA = our GPA. */
+	for (i = 0; !ret && c->o.iommu && c->o.iotlb_prefill && i < c->nregions; i++)
+		ret = vblk_client_iotlb(c, VHOST_IOTLB_UPDATE, c->regions[i].gpa,
+					c->regions[i].size, VHOST_ACCESS_RW);
 	return ret;
 }
 
@@ -282,6 +304,8 @@ static void client_features(const struct vblk_client *c, uint64_t *want, uint64_
 		*need |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	if (c->o.packed)
 		*need |= 1ull << VIRTIO_F_RING_PACKED;
+	if (c->o.iommu)
+		*need |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
 	if (c->o.flavor == VBLK_FLAVOR_LEGACY) {
 		*want &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 		*need &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
@@ -1165,6 +1189,65 @@ int vblk_client_backend_take(int fd, int timeout_ms)
 		return -1;
 	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
 		return -1;
+	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+		ack.request = hdr.request;
+		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+		ack.size = sizeof(zero);
+		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+			return -1;
+	}
+	return (int)hdr.request;
+}
+
+int vblk_client_iotlb_raw(struct vblk_client *c, const struct vhost_msg_iotlb *m)
+{
+	return vhost_frontend_request(c->f, VHOST_USER_IOTLB_MSG, m, sizeof(*m), NULL, 0);
+}
+
+int vblk_client_iotlb(struct vblk_client *c, uint8_t type, uint64_t iova, uint64_t size,
+		      uint8_t perm)
+{
+	struct vhost_msg_iotlb m = { .iova = iova, .size = size, .perm = perm, .type = type };
+
+	for (unsigned i = 0; type == VHOST_IOTLB_UPDATE && i < c->nregions; i++) {
+		const struct gmem_region_desc *r = &c->regions[i];
+
+		if (iova >= r->gpa && iova - r->gpa < r->size) {
+			m.uaddr = r->uva + (iova - r->gpa);
+			break;
+		}
+	}
+	return vblk_client_iotlb_raw(c, &m);
+}
+
+uint64_t vblk_client_iova(const struct vblk_client *c, const void *p)
+{
+	return VBLK_CLIENT_GPA_BASE + (uint64_t)((const uint8_t *)p - c->mem);
+}
+
+int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, bool answer, uint64_t *iova)
+{
+	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
+	struct vhost_msg_iotlb m;
+	uint64_t zero = 0;
+	char payload[256];
+	struct pollfd pfd = { .fd = c->backend_fd, .events = POLLIN };
+	int fd = c->backend_fd;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+		return -1;
+	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+		return -1;
+	if (hdr.request == VHOST_USER_BACKEND_IOTLB_MSG && hdr.size == sizeof(m)) {
+		memcpy(&m, payload, sizeof(m));
+		if (iova)
+			*iova = m.iova;
+		if (answer && m.type == VHOST_IOTLB_MISS &&
+		    vblk_client_iotlb(c, VHOST_IOTLB_UPDATE, m.iova & ~4095ull, 4096,
+				      VHOST_ACCESS_RW))
+			return -1;
+	}
 	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
 		ack.request = hdr.request;
 		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
