@@ -472,7 +472,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) |
 			    (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
 			    (1ull << VIRTIO_F_RING_PACKED) | (1ull << 9) /* BLK_F_FLUSH */ |
-			    (1ull << 26) /* VHOST_F_LOG_ALL: dirty logging */,
+			    (1ull << 26) /* VHOST_F_LOG_ALL: dirty logging */ |
+			    (1ull << VIRTIO_F_ACCESS_PLATFORM) /* the IOTLB */,
 		.config_size = FV_CONFIG_SIZE,
 	};
 
