@@ -99,10 +99,11 @@ static void miss_done(void *arg, int result)
 		return;
 	/*
 	 * The frontend answers a miss by sending the update first (and
-	 * waiting for our ack of it), then acking the miss: by now the view
-	 * has the address if it ever will.
+	 * waiting for our ack of it), then acking the miss: by now an update
+	 * covering the address came, if it ever will. (It may be gone again:
+	 * the request completed and the guest unmapped it meanwhile.)
 	 */
-	if (!view_has(s, p->miss_iova, p->miss_perm)) {
+	if (!p->miss_answered && !view_has(s, p->miss_iova, p->miss_perm)) {
 		p->miss_queued = false;
 		miss_failed(s, vr, result ? "not answered" : "answered without a mapping");
 		return;
@@ -143,8 +144,11 @@ void vhost_iotlb_miss(struct vhost_server *s, unsigned index, uint64_t iova, uns
 		return;
 	}
 	p->miss_pending = true;
+	p->miss_answered = false;
 	p->miss_iova = iova;
 	p->miss_perm = perm;
+	log_debug("vhost %s: vring %u: IOTLB miss iova %#llx perm %u", s->name, index,
+		  (unsigned long long)iova, perm);
 	ret = vhost_backend_req_send(s->breq, VHOST_USER_BACKEND_IOTLB_MSG, &msg, sizeof(msg),
 				     miss_done, p);
 	if (ret) {
@@ -192,6 +196,18 @@ static bool uva_shared(const struct gmem *mem, uint64_t uva, uint64_t size)
 	return true;
 }
 
+/* Pending misses this update answers (see miss_done). */
+static void note_answers(struct vhost_server *s, const struct vhost_msg_iotlb *io)
+{
+	for (unsigned i = 0; i < s->info.num_queues; i++) {
+		struct vring_priv *p = &s->vpriv[i];
+
+		if (p->miss_pending && p->miss_iova >= io->iova &&
+		    p->miss_iova - io->iova < io->size && (io->perm & p->miss_perm) == p->miss_perm)
+			p->miss_answered = true;
+	}
+}
+
 /* The rings move to a view of the new table (those it lacks stop first:
  * H_PENDING, and we are re-run; the table change itself is idempotent). */
 static int iotlb_commit(struct vhost_server *s)
@@ -228,6 +244,11 @@ int h_iotlb_msg(struct vhost_server *s, struct vhost_msg *m)
 	ret = iotlb_ensure(s);
 	if (ret)
 		return ret;
+	log_debug("vhost %s: IOTLB %s iova %#llx size %#llx uaddr %#llx perm %u", s->name,
+		  io->type == VHOST_IOTLB_UPDATE ? "update" :
+		  io->type == VHOST_IOTLB_INVALIDATE ? "invalidate" : "?",
+		  (unsigned long long)io->iova, (unsigned long long)io->size,
+		  (unsigned long long)io->uaddr, io->perm);
 	switch (io->type) {
 	case VHOST_IOTLB_UPDATE:
 		if (!io->size || io->iova + io->size - 1 < io->iova ||
@@ -244,6 +265,8 @@ int h_iotlb_msg(struct vhost_server *s, struct vhost_msg *m)
 			return H_NACK;
 		}
 		ret = iotlb_update(s->iotlb, io->iova, io->size, io->uaddr, io->perm);
+		if (!ret)
+			note_answers(s, io);
 		break;
 	case VHOST_IOTLB_INVALIDATE:
 		if (!io->size || io->iova + io->size - 1 < io->iova) {

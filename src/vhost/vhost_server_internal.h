@@ -50,6 +50,7 @@ struct vring_priv {
 	bool stopping;      /* queue_stop issued, done() not yet called */
 	bool num_refused;   /* SET_VRING_NUM refused without an ack: broken until a valid one */
 	bool miss_pending;  /* an IOTLB miss for this ring awaits its answer */
+	bool miss_answered; /* an update covering it came meanwhile */
 	uint64_t miss_iova; /* what it asked for */
 	unsigned miss_perm;
 	bool miss_queued;   /* another miss waits for that answer */

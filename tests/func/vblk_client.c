@@ -1226,7 +1226,7 @@ uint64_t vblk_client_iova(const struct vblk_client *c, const void *p)
 	return VBLK_CLIENT_GPA_BASE + (uint64_t)((const uint8_t *)p - c->mem);
 }
 
-int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, bool answer, uint64_t *iova)
+int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how, uint64_t *iova)
 {
 	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
 	struct vhost_msg_iotlb m;
@@ -1243,10 +1243,17 @@ int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, bool answer, 
 		memcpy(&m, payload, sizeof(m));
 		if (iova)
 			*iova = m.iova;
-		if (answer && m.type == VHOST_IOTLB_MISS &&
+		if ((how & VBLK_SERVE_ANSWER) && m.type == VHOST_IOTLB_MISS &&
 		    vblk_client_iotlb(c, VHOST_IOTLB_UPDATE, m.iova & ~4095ull, 4096,
 				      VHOST_ACCESS_RW))
 			return -1;
+		if ((how & VBLK_SERVE_UNMAP_FIRST) && m.type == VHOST_IOTLB_MISS) {
+			/* Until a request of queue 0 completes (at most 2 s). */
+			for (int i = 0; i < 200 && !vblk_client_reap(c, 0); i++)
+				usleep(10000);
+			if (vblk_client_iotlb(c, VHOST_IOTLB_INVALIDATE, m.iova & ~4095ull, 4096, 0))
+				return -1;
+		}
 	}
 	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
 		ack.request = hdr.request;

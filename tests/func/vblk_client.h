@@ -233,12 +233,17 @@ int vblk_client_iotlb_raw(struct vblk_client *c, const struct vhost_msg_iotlb *m
 uint64_t vblk_client_iova(const struct vblk_client *c, const void *p);
 /*
  * vblk_client_serve_iotlb - take the next message on the backend channel
- * (waiting up to @timeout_ms). An IOTLB miss is answered, if @answer, with
- * an update of the 4 KiB page it names (read-write), sent before the miss
- * is acked, as QEMU does; *iova (may be NULL) gets its address. Messages
- * asking for a reply are acked. Return: the request, or -1 (nothing came).
+ * (waiting up to @timeout_ms). With VBLK_SERVE_ANSWER an IOTLB miss is
+ * answered with an update of the 4 KiB page it names (read-write), sent
+ * before the miss is acked, as QEMU does; with VBLK_SERVE_UNMAP_FIRST
+ * too, once a request of queue 0 completed (at most 2 s), that page is
+ * invalidated again before the ack (a guest whose request completed and
+ * was unmapped in between). *iova (may be NULL)
+ * gets the miss's address. Messages asking for a reply are acked.
+ * Return: the request, or -1 (nothing came).
  */
-int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, bool answer, uint64_t *iova);
+enum { VBLK_SERVE_ANSWER = 1u << 0, VBLK_SERVE_UNMAP_FIRST = 1u << 1 };
+int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how, uint64_t *iova);
 
 /* GET_CONFIG again: vblk_client_config() shows the device's config now. */
 int vblk_client_refresh_config(struct vblk_client *c);
