@@ -380,6 +380,7 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 	/* Stopped: it restarts only after a new SET_VRING_KICK. */
 	close_fd(&vr->kick_fd);
 	s->vpriv[vr->index].kick_set = false;
+	vhost_iotlb_device_stopped(s);
 	st.index = vr->index;
 	st.num = vr->base;
 	if (vring_is_packed(s))

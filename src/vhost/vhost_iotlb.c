@@ -43,6 +43,22 @@ void vhost_iotlb_reset(struct vhost_server *s)
 	s->view = NULL;
 }
 
+/*
+ * The frontend stopped the device (QEMU: GET_VRING_BASE on every ring at
+ * vhost_dev_stop, e.g. a guest reset or reboot). What the guest's IOMMU
+ * mapped may be gone without an invalidation reaching us (QEMU forwards
+ * only device-IOTLB invalidations), so the next start begins with an empty
+ * IOTLB and asks again.
+ */
+void vhost_iotlb_device_stopped(struct vhost_server *s)
+{
+	for (unsigned i = 0; i < s->info.num_queues; i++)
+		if (s->vrings[i].started)
+			return;
+	if (s->iotlb && iotlb_count(s->iotlb))
+		vhost_iotlb_reset(s);
+}
+
 /* True if the current view translates [iova] with @perm. */
 static bool view_has(struct vhost_server *s, uint64_t iova, unsigned perm)
 {
@@ -269,11 +285,23 @@ int h_iotlb_msg(struct vhost_server *s, struct vhost_msg *m)
 			note_answers(s, io);
 		break;
 	case VHOST_IOTLB_INVALIDATE:
-		if (!io->size || io->iova + io->size - 1 < io->iova) {
-			bad(s, "IOTLB invalidate: invalid range");
-			return H_NACK;
+		/*
+		 * Never refused: forgetting too much only costs misses. Size 0
+		 * is 2^64 bytes, all of IOVA space: what QEMU sends for a
+		 * guest's global device-IOTLB flush (intel-iommu in lazy mode
+		 * flushes that way; Linux vhost reads it the same). A range
+		 * that wraps is cut in two.
+		 */
+		if (!io->size) {
+			iotlb_clear(s->iotlb);
+			ret = 0;
+		} else if (io->iova + io->size - 1 < io->iova) {
+			ret = iotlb_invalidate(s->iotlb, io->iova, 0 - io->iova);
+			if (!ret && io->iova + io->size)
+				ret = iotlb_invalidate(s->iotlb, 0, io->iova + io->size);
+		} else {
+			ret = iotlb_invalidate(s->iotlb, io->iova, io->size);
 		}
-		ret = iotlb_invalidate(s->iotlb, io->iova, io->size);
 		break;
 	default:
 		bad(s, "IOTLB_MSG: type %u is not for the backend", io->type);

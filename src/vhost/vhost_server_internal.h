@@ -224,6 +224,8 @@ void vhost_iotlb_miss(struct vhost_server *s, unsigned index, uint64_t iova, uns
 int h_iotlb_msg(struct vhost_server *s, struct vhost_msg *m);
 /* Forget the IOTLB (disconnect, RESET_OWNER). */
 void vhost_iotlb_reset(struct vhost_server *s);
+/* After GET_VRING_BASE: with no ring left running, forget the IOTLB. */
+void vhost_iotlb_device_stopped(struct vhost_server *s);
 
 /* vhost_server_log.c */
 int log_apply(struct vhost_server *s, struct gmem_log *log, bool on, struct vhost_vring *only);
