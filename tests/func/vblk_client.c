@@ -1178,25 +1178,46 @@ int vblk_client_backend_fd(const struct vblk_client *c)
 	return c->backend_fd;
 }
 
-int vblk_client_backend_take(int fd, int timeout_ms)
+/* One backend-channel message header as on the wire. */
+struct backend_hdr {
+	uint32_t request, flags, size;
+} __attribute__((packed));
+
+/* Read the next message on @fd (up to @timeout_ms) into @hdr / @payload. */
+static int backend_recv(int fd, int timeout_ms, struct backend_hdr *hdr, char *payload,
+			size_t cap)
 {
-	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
-	uint64_t zero = 0;
-	char payload[256];
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, hdr, sizeof(*hdr)) != sizeof(*hdr))
 		return -1;
-	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+	if (hdr->size > cap || (hdr->size && read(fd, payload, hdr->size) != hdr->size))
 		return -1;
-	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
-		ack.request = hdr.request;
-		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-		ack.size = sizeof(zero);
-		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
-		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
-			return -1;
-	}
+	return 0;
+}
+
+/* Ack @hdr's message with success if it asks for a reply. */
+static int backend_ack(int fd, const struct backend_hdr *hdr)
+{
+	struct backend_hdr ack = { hdr->request, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8 };
+	uint64_t zero = 0;
+
+	if (!(hdr->flags & VHOST_USER_NEED_REPLY_MASK))
+		return 0;
+	if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+	    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+		return -1;
+	return 0;
+}
+
+int vblk_client_backend_take(int fd, int timeout_ms)
+{
+	struct backend_hdr hdr;
+	char payload[256];
+
+	if (backend_recv(fd, timeout_ms, &hdr, payload, sizeof(payload)) ||
+	    backend_ack(fd, &hdr))
+		return -1;
 	return (int)hdr.request;
 }
 
@@ -1228,16 +1249,11 @@ uint64_t vblk_client_iova(const struct vblk_client *c, const void *p)
 
 int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how, uint64_t *iova)
 {
-	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
+	struct backend_hdr hdr;
 	struct vhost_msg_iotlb m;
-	uint64_t zero = 0;
 	char payload[256];
-	struct pollfd pfd = { .fd = c->backend_fd, .events = POLLIN };
-	int fd = c->backend_fd;
 
-	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
-		return -1;
-	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+	if (backend_recv(c->backend_fd, timeout_ms, &hdr, payload, sizeof(payload)))
 		return -1;
 	if (hdr.request == VHOST_USER_BACKEND_IOTLB_MSG && hdr.size == sizeof(m)) {
 		memcpy(&m, payload, sizeof(m));
@@ -1255,14 +1271,8 @@ int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how,
 				return -1;
 		}
 	}
-	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
-		ack.request = hdr.request;
-		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-		ack.size = sizeof(zero);
-		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
-		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
-			return -1;
-	}
+	if (backend_ack(c->backend_fd, &hdr))
+		return -1;
 	return (int)hdr.request;
 }
 
