@@ -121,7 +121,8 @@ static void miss_done(void *arg, int result)
 	 */
 	if (!p->miss_answered && !view_has(s, p->miss_iova, p->miss_perm)) {
 		p->miss_queued = false;
-		miss_failed(s, vr, result ? "not answered" : "answered without a mapping");
+		miss_failed(s, vr, result == -ETIMEDOUT ? "not answered in time" :
+			    result ? "refused by the frontend" : "answered without a mapping");
 		return;
 	}
 	/* What the ring needed next while this one was out. */

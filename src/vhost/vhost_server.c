@@ -561,7 +561,9 @@ static void create_in_loop(void *arg)
 		return;
 	}
 	s->timer_watched = true;
-	a->ret = vhost_backend_req_create(s->ctrl, s->name, 0, &s->breq);
+	/* Backend messages get as long as frontend ones: an IOTLB miss under
+	 * a busy software-emulated guest can wait seconds for QEMU's ack. */
+	a->ret = vhost_backend_req_create(s->ctrl, s->name, msg_timeout_ms(s), &s->breq);
 	if (a->ret) {
 		guard_watch(s, false);
 		loop_del_fd(s->ctrl, s->timer_fd);
