@@ -72,12 +72,22 @@ static bool view_has(struct vhost_server *s, uint64_t iova, unsigned perm)
 struct iotlb_fail {
 	struct vhost_server *s;
 	struct vhost_vring *vr;
+	uint64_t iova;
 };
 
 static void iotlb_fail_fn(void *arg)
 {
 	struct iotlb_fail *w = arg;
+	const struct virtq *vq = &w->vr->vq;
 
+	/*
+	 * Only if the queue still waits on that address: a miss can be
+	 * answered by an earlier update before it goes out, the request
+	 * complete and the guest unmap or remap the page; the frontend then
+	 * rightly refuses a miss that nobody needs any more.
+	 */
+	if (!vq->missed || vq->miss_iova != w->iova)
+		return;
 	w->s->ops->queue_iotlb(w->s->opaque, w->vr, -EFAULT);
 }
 
@@ -90,10 +100,11 @@ static void miss_failed(struct vhost_server *s, struct vhost_vring *vr, const ch
 {
 	struct vring_priv *p = &s->vpriv[vr->index];
 
-	bad(s, "vring %u: IOTLB miss for IOVA %#llx %s", vr->index,
+	bad(s, "vring %u: IOTLB miss for IOVA %#llx %s (fatal only if the queue still needs it)",
+	    vr->index,
 	    (unsigned long long)p->miss_iova, why);
 	if (vr->started && !p->stopping && s->ops->queue_iotlb) {
-		struct iotlb_fail w = { .s = s, .vr = vr };
+		struct iotlb_fail w = { .s = s, .vr = vr, .iova = p->miss_iova };
 
 		if (s->ops->queue_exec(s->opaque, vr, iotlb_fail_fn, &w))
 			s->broken = true;
@@ -119,12 +130,9 @@ static void miss_done(void *arg, int result)
 	 * covering the address came, if it ever will. (It may be gone again:
 	 * the request completed and the guest unmapped it meanwhile.)
 	 */
-	if (!p->miss_answered && !view_has(s, p->miss_iova, p->miss_perm)) {
-		p->miss_queued = false;
+	if (!p->miss_answered && !view_has(s, p->miss_iova, p->miss_perm))
 		miss_failed(s, vr, result == -ETIMEDOUT ? "not answered in time" :
 			    result ? "refused by the frontend" : "answered without a mapping");
-		return;
-	}
 	/* What the ring needed next while this one was out. */
 	if (p->miss_queued) {
 		p->miss_queued = false;
