@@ -33,7 +33,7 @@ struct opts {
 	const char *path, *json;
 	enum rw_kind rw;
 	unsigned bs, qd, queues, runtime, rwmix, queue_size;
-	bool poll, packed, dirty_log;
+	bool poll, packed, dirty_log, access_platform;
 	int cpu;
 	uint64_t size;
 };
@@ -272,6 +272,8 @@ static void usage(FILE *f)
 		"  --mode poll|event  completion reaping (default poll)\n"
 		"  --packed         packed ring\n"
 		"  --dirty-log      act as a migrating frontend: the server logs dirty pages\n"
+		"  --access-platform  negotiate VIRTIO_F_ACCESS_PLATFORM: addresses are IOVAs\n"
+		"                   the server translates through its IOTLB\n"
 		"  --cpu N          pin queue i's thread to CPU N+i\n"
 		"  --json FILE      also write the results as JSON (- = stdout)\n");
 }
@@ -290,6 +292,7 @@ int main(int argc, char **argv)
 		{ "mode", 1, NULL, 'm' }, { "cpu", 1, NULL, 'c' }, { "json", 1, NULL, 'j' },
 		{ "size", 1, NULL, 's' }, { "rwmix", 1, NULL, 'x' }, { "packed", 0, NULL, 'P' },
 		{ "queue-size", 1, NULL, 'S' }, { "dirty-log", 0, NULL, 'L' },
+		{ "access-platform", 0, NULL, 'A' },
 		{ "help", 0, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .rw = RW_RANDREAD, .bs = 4096, .qd = 32, .queues = 1, .runtime = 10,
@@ -330,6 +333,7 @@ int main(int argc, char **argv)
 		case 'P': o.packed = true; break;
 		case 'S': o.queue_size = (unsigned)atoi(optarg); break;
 		case 'L': o.dirty_log = true; break;
+		case 'A': o.access_platform = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -344,6 +348,8 @@ int main(int argc, char **argv)
 	ret = ret ?: vblk_set_str(dev, "path", o.path);
 	ret = ret ?: vblk_set_bool(dev, "packed", o.packed);
 	ret = ret ?: vblk_set_bool(dev, "dirty-log", o.dirty_log);
+	if (o.access_platform)
+		ret = ret ?: vblk_set_bool(dev, "access-platform", true);
 	ret = ret ?: vblk_connect(dev);
 	if (ret)
 		return die("connect", ret);

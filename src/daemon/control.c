@@ -213,6 +213,7 @@ static struct json_object *features_json(uint64_t f)
 		{ VIRTIO_RING_F_INDIRECT_DESC, "indirect-desc" },
 		{ VIRTIO_RING_F_EVENT_IDX, "event-idx" }, { VIRTIO_F_VERSION_1, "version-1" },
 		{ VIRTIO_F_RING_PACKED, "ring-packed" }, { 42 /* VHOST_F_LOG_ALL */, "log-all" },
+		{ VIRTIO_F_ACCESS_PLATFORM, "access-platform" },
 	};
 	struct json_object *a = json_object_new_array();
 

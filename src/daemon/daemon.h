@@ -71,6 +71,7 @@ struct export_params {
 	bool read_only;
 	bool writethrough;
 	bool packed;               /* offer VIRTIO_F_RING_PACKED */
+	bool iommu;                /* offer VIRTIO_F_ACCESS_PLATFORM (the IOTLB) */
 	const char *serial;
 	unsigned msg_timeout_ms;   /* vhost_dev_info.msg_timeout_ms (0: default) */
 	/* Test only (VBLKD_TEST_SKIP_DATA_LOG=1): do not dirty-log request

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
@@ -224,6 +225,73 @@ static void equeue_mark_broken(struct equeue *q, const char *why)
 	vhost_vring_signal_err(vr);
 }
 
+/* What an iothread tells the control thread about a miss. */
+struct equeue_miss {
+	struct export *e;
+	unsigned index;
+	uint64_t iova;
+	unsigned perm;
+};
+
+static void equeue_miss_fn(void *arg)
+{
+	struct equeue_miss *w = arg;
+
+	if (vhost_server_iotlb_miss(w->e->vs, w->index, w->iova, w->perm))
+		log_rl(LOG_WARN, "%s: queue %u: IOTLB miss for a stopped ring dropped",
+		       w->e->name, w->index);
+	free(w);
+}
+
+/*
+ * The IOTLB view lacks an address the next chain needs: stop popping and
+ * have the control thread ask the frontend. The answer comes back as a new
+ * view (export_queue_iotlb), or as a failure that breaks the queue.
+ */
+static void equeue_park(struct equeue *q)
+{
+	struct equeue_miss *w = malloc(sizeof(*w));
+	struct virtq *vq = &q->vr->vq;
+
+	q->iotlb_wait = true;
+	if (!w) {
+		equeue_mark_broken(q, "out of memory for an IOTLB miss");
+		return;
+	}
+	*w = (struct equeue_miss){ .e = q->exp, .index = q->vr->index,
+				   .iova = vq->miss_iova, .perm = vq->miss_perm };
+	if (loop_post(q->exp->ctrl, equeue_miss_fn, w)) {
+		free(w);
+		equeue_mark_broken(q, "cannot reach the control thread for an IOTLB miss");
+	}
+}
+
+/*
+ * A chain whose buffers the IOTLB maps without the access it asks for:
+ * fail it alone with IOERR (in the status byte, unless that byte is one
+ * of the denied buffers), touching nothing else.
+ */
+static void equeue_fail_denied(struct equeue *q, struct ereq *r)
+{
+	struct virtq_elem *el = &r->elem;
+	uint32_t len = 0;
+
+	log_rl(LOG_WARN, "%s: queue %u: a request uses a buffer against its IOTLB permissions; "
+	       "failed", q->exp->name, q->vr->index);
+	if (!el->status_denied && el->in_num) {
+		struct iovec *last = &el->iov[el->out_num + el->in_num - 1];
+		uint8_t *status = (uint8_t *)last->iov_base + last->iov_len - 1;
+
+		*status = VIRTIO_BLK_S_IOERR;
+		if (unlikely(q->vr->vq.log))
+			gmem_log_mark_host(q->vr->vq.log, q->vr->mem, status, 1);
+		len = 1;
+	}
+	virtq_fill(&q->vr->vq, el, len);
+	q->completed++;
+	iothread_mark_dirty(q->t, q);
+}
+
 /*
  * Out of budget with chains still waiting: come back in the next loop
  * iteration, after the other queues, completions and control calls.
@@ -241,11 +309,12 @@ static void equeue_yield(struct equeue *q)
 		n = write(q->vr->kick_fd, &one, sizeof(one));
 }
 
-/* Not popping for now: a request over its QoS limit waits for tokens
- * (equeue_qos_resume ends the wait and pops again). */
+/* Not popping for now: an IOTLB miss unanswered (export_queue_iotlb
+ * ends the wait), or a request over its QoS limit waiting for tokens
+ * (equeue_qos_resume); either then pops again. */
 static inline bool equeue_parked(const struct equeue *q)
 {
-	return q->qos_parked != NULL;
+	return q->iotlb_wait || q->qos_parked;
 }
 
 /*
@@ -336,6 +405,12 @@ static void equeue_process(struct equeue *q)
 				equeue_req_put(q, r);
 				break;
 			}
+			if (unlikely(r->elem.denied)) {
+				equeue_fail_denied(q, r);
+				equeue_req_put(q, r);
+				budget--;
+				continue;
+			}
 			r->mem = gmem_get(vr->mem);
 			q->inflight++;
 			q->popped++;
@@ -351,6 +426,10 @@ static void equeue_process(struct equeue *q)
 				       r->elem.out_num, r->elem.in_num, equeue_req_done);
 			if (!q->running)   /* a completion stopped or broke it */
 				goto out;
+		}
+		if (ret == -EAGAIN) {
+			equeue_park(q);
+			goto out;
 		}
 		if (ret < 0) {
 			equeue_mark_broken(q, "the guest corrupted the ring");
@@ -426,6 +505,7 @@ static void equeue_start_fn(void *arg)
 	struct vhost_vring *vr = q->vr;
 
 	q->running = true;
+	q->iotlb_wait = false;
 	q->broken_reported = false;
 	if (vr->kick_fd >= 0 &&
 	    loop_add_fd(q->t->loop, vr->kick_fd, EPOLLIN, equeue_on_kick, q) < 0) {
@@ -563,6 +643,27 @@ static int export_queue_exec(void *opaque, struct vhost_vring *vr, loop_fn fn, v
 	return 0;
 }
 
+/* In the queue's context: a new IOTLB view, or a miss that failed. */
+static void export_queue_iotlb(void *opaque, struct vhost_vring *vr, int result)
+{
+	struct export *e = opaque;
+	struct equeue *q;
+
+	if (vr->index >= e->num_queues)
+		return;
+	q = &e->queues[vr->index];
+	if (q->vr != vr || !q->running)
+		return;
+	if (result < 0) {
+		equeue_mark_broken(q, "an IOTLB miss was not answered");
+		return;
+	}
+	if (q->iotlb_wait) {
+		q->iotlb_wait = false;
+		equeue_process(q);
+	}
+}
+
 /* Device reset: the next driver sees the configured cache mode again. */
 static void export_reset(void *opaque)
 {
@@ -587,6 +688,7 @@ static const struct vhost_dev_ops export_vhost_ops = {
 	.queue_start = export_queue_start,
 	.queue_stop = export_queue_stop,
 	.queue_exec = export_queue_exec,
+	.queue_iotlb = export_queue_iotlb,
 	.disconnected = export_disconnected,
 	.reset = export_reset,
 };
@@ -679,6 +781,8 @@ int export_create(const struct export_params *p, struct loop *ctrl,
 			(1ULL << VIRTIO_F_VERSION_1) |
 			(1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
 			(1ULL << VIRTIO_RING_F_EVENT_IDX);
+	if (p->iommu)
+		info.features |= 1ULL << VIRTIO_F_ACCESS_PLATFORM;
 	if (p->packed)
 		info.features |= 1ULL << VIRTIO_F_RING_PACKED;
 	ret = vhost_server_create(ctrl, p->socket_path, p->fd, &info, &export_vhost_ops, e, &e->vs);

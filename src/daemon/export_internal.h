@@ -22,6 +22,7 @@ struct equeue {
 	bool broken_reported;
 	bool polled;              /* a poller owns notifications: keep them off */
 	bool processing;          /* inside equeue_process: completions don't re-enter */
+	bool iotlb_wait;          /* waiting for an IOTLB miss to be answered */
 	uint64_t popped;          /* chains started (the poller's progress mark) */
 	uint64_t yields;          /* equeue_process calls that ran out of budget */
 	unsigned inflight;

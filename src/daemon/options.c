@@ -258,6 +258,8 @@ int export_opt(struct export_opts *o, const char *key, const char *val)
 		return opt_parse_bool("writethrough", val, &o->p.writethrough);
 	} else if (!strcmp(key, "packed")) {
 		return opt_parse_bool("packed", val, &o->p.packed);
+	} else if (!strcmp(key, "iommu")) {
+		return opt_parse_bool("iommu", val, &o->p.iommu);
 	} else if (qos_opt_key(key)) {
 		if (!strcmp(key, "qos-group") && val && !*val)
 			return opt_fail("invalid qos-group '': give a name");

@@ -76,6 +76,8 @@ static const char usage_text[] =
 "  --writethrough       report no volatile cache: every write is durable when acked\n"
 "  --serial=STRING      the disk serial the guest reads (up to 20 bytes)\n"
 "  --no-packed          do not offer the packed ring layout\n"
+"  --iommu              offer VIRTIO_F_ACCESS_PLATFORM: addresses are I/O virtual\n"
+"                       addresses translated through the vhost-user IOTLB\n"
 "  --iops=N, --iops-rd=N, --iops-wr=N\n"
 "                       limit requests per second: all, reads, writes (0: none)\n"
 "  --bps=N, --bps-rd=N, --bps-wr=N\n"
@@ -87,8 +89,9 @@ static const char usage_text[] =
 "  --export=KEY=VALUE,...  one more export; keys are the option names above\n"
 "                       without dashes (socket-path, fd, file, null, rbd, ceph-conf,\n"
 "                       id, keyring, rbd-timeout, num-queues, queue-size,\n"
-"                       read-only, direct, writethrough, serial, packed, iops,\n"
-"                       iops-rd, iops-wr, bps, bps-rd, bps-wr, burst-ms, qos-group)\n"
+"                       read-only, direct, writethrough, serial, packed, iommu,\n"
+"                       iops, iops-rd, iops-wr, bps, bps-rd, bps-wr, burst-ms,\n"
+"                       qos-group)\n"
 "\n"
 "Daemon options:\n"
 "  --iothreads=N        threads serving queues (default: one per CPU, at most the\n"
@@ -135,7 +138,7 @@ static void print_capabilities(void)
 
 enum {
 	OPT_SOCKET = 256, OPT_FD, OPT_FILE, OPT_NULL, OPT_QUEUES, OPT_QSIZE, OPT_RO,
-	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
+	OPT_DIRECT, OPT_WT, OPT_SERIAL, OPT_NOPACKED, OPT_IOMMU, OPT_EXPORT, OPT_IOTHREADS, OPT_CAPS,
 	OPT_SANDBOX, OPT_USER, OPT_POLL_MODE, OPT_POLL_IDLE, OPT_RBD, OPT_CEPH_CONF, OPT_RBD_ID,
 	OPT_KEYRING, OPT_RBD_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_METRICS,
@@ -160,6 +163,7 @@ static const struct option long_opts[] = {
 	{ "writethrough", no_argument, NULL, OPT_WT },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "no-packed", no_argument, NULL, OPT_NOPACKED },
+	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "iops", required_argument, NULL, OPT_QOS },
 	{ "iops-rd", required_argument, NULL, OPT_QOS },
 	{ "iops-wr", required_argument, NULL, OPT_QOS },
@@ -241,6 +245,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_QOS: key = long_opts[idx].name; break;
 		case OPT_NOPACKED:
 			ret = export_opt(m, "packed", "off");
+			c->main_used = true;
+			break;
+		case OPT_IOMMU:
+			ret = export_opt(m, "iommu", "on");
 			c->main_used = true;
 			break;
 		case OPT_EXPORT:

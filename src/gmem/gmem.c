@@ -28,19 +28,27 @@ struct gmem_map {
 	int slot;         /* gmem_guard_watch slot, -1: not watched */
 };
 
+/*
+ * One region. In a memory table d.gpa is the guest physical address; in an
+ * IOTLB view (gmem_view_create) d.gpa is the I/O virtual address (the key
+ * every lookup uses) and @phys the guest physical address behind it.
+ */
 struct gmem_reg {
 	struct gmem_region_desc d;
 	uint64_t gpa_last;    /* d.gpa + d.size - 1, no wrap (checked at add) */
 	uint64_t uva_last;    /* d.uva + d.size - 1 */
+	uint64_t phys;        /* guest physical address of d.gpa's byte */
 	uint8_t *host;        /* host address of d.gpa */
 	struct gmem_map *map;
+	unsigned perm;        /* GMEM_PERM_*: always RW in a memory table */
 };
 
 struct gmem {
 	atomic_uint refcnt;
 	unsigned n;
-	struct gmem_reg reg[GMEM_MAX_REGIONS];     /* sorted by gpa */
-	uint8_t by_uva[GMEM_MAX_REGIONS];          /* reg indices sorted by uva */
+	bool view;                                 /* keyed by IOVA, no uva index */
+	uint8_t by_uva[GMEM_MAX_REGIONS];          /* reg indices sorted by uva (tables) */
+	struct gmem_reg reg[];                     /* sorted by d.gpa */
 };
 
 static void gmem_map_put(struct gmem_map *mp)
@@ -58,13 +66,18 @@ static void gmem_map_get(struct gmem_map *mp)
 	atomic_fetch_add_explicit(&mp->refcnt, 1, memory_order_relaxed);
 }
 
-static struct gmem *gmem_alloc(void)
+static struct gmem *gmem_alloc_n(unsigned cap)
 {
-	struct gmem *m = calloc(1, sizeof(*m));
+	struct gmem *m = calloc(1, sizeof(*m) + (size_t)cap * sizeof(m->reg[0]));
 
 	if (m)
 		atomic_init(&m->refcnt, 1);
 	return m;
+}
+
+static struct gmem *gmem_alloc(void)
+{
+	return gmem_alloc_n(GMEM_MAX_REGIONS);
 }
 
 /* Rebuild the uva-sorted index (n <= 64: insertion sort is enough). */
@@ -230,8 +243,10 @@ int gmem_add_guarded(const struct gmem *old, const struct gmem_region_desc *d, i
 		.d = *d,
 		.gpa_last = d->gpa + d->size - 1,
 		.uva_last = d->uva + d->size - 1,
+		.phys = d->gpa,
 		.host = (uint8_t *)addr + delta,
 		.map = mp,
+		.perm = GMEM_PERM_RW,
 	};
 	m->n++;
 	gmem_sort_uva(m);
@@ -366,7 +381,7 @@ void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len)
 	const struct gmem_reg *r;
 	uint64_t last;
 
-	if (!m)
+	if (!m || m->view)
 		return NULL;
 	last = uva + (len ? len : 1) - 1;
 	if (last < uva)
@@ -377,34 +392,163 @@ void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len)
 	return r->host + (uva - r->d.uva);
 }
 
-int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
-		 struct iovec *iov, unsigned max)
+/* The region containing @a, trying region *hint first (any region that
+ * contains @a is the one: regions never overlap). Updates *hint on a hit. */
+static const struct gmem_reg *gmem_find_hint(const struct gmem *m, uint64_t a,
+					     unsigned *hint)
 {
-	uint64_t cur = gpa, left = len;
+	const struct gmem_reg *r;
+
+	if (hint && *hint < m->n) {
+		r = &m->reg[*hint];
+		if (a >= r->d.gpa && a <= r->gpa_last)
+			return r;
+	}
+	r = gmem_find(m, a);
+	if (r && hint)
+		*hint = (unsigned)(r - m->reg);
+	return r;
+}
+
+int gmem_map_iov_perm(const struct gmem *m, uint64_t addr, uint64_t len, unsigned perm,
+		      struct iovec *iov, unsigned max, unsigned *hint, uint64_t *fault)
+{
+	const struct gmem_map *last_map = NULL;
+	uint64_t cur = addr, left = len;
 	unsigned n = 0;
 
 	if (len == 0)
 		return 0;
-	if (!m || gpa + (len - 1) < gpa)
+	if (fault)
+		*fault = addr;
+	if (!m || addr + (len - 1) < addr)
 		return -EFAULT;
 	while (left) {
-		const struct gmem_reg *r = gmem_find(m, cur);
+		const struct gmem_reg *r = gmem_find_hint(m, cur, hint);
 		uint64_t piece;
 
+		if (fault)
+			*fault = cur;
 		if (!r)
 			return -EFAULT;
+		if ((r->perm & perm) != perm)
+			return -EACCES;
 		/* r->gpa_last - cur < 2^64 - 1, so +1 cannot wrap to 0 unless
 		 * the region covers all of 2^64, which size cannot express. */
 		piece = MIN(left, r->gpa_last - cur + 1);
-		if (n == max)
-			return -ENOBUFS;
-		iov[n].iov_base = r->host + (cur - r->d.gpa);
-		iov[n].iov_len = (size_t)piece;
-		n++;
+		/* Pieces that continue in the same mapping share one iovec (an
+		 * IOTLB splits a guest buffer into pages that are often
+		 * adjacent). Only in views: a table's regions never merge. */
+		if (n && m->view && r->map == last_map &&
+		    (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len ==
+			 r->host + (cur - r->d.gpa)) {
+			iov[n - 1].iov_len += (size_t)piece;
+		} else {
+			if (n == max)
+				return -ENOBUFS;
+			iov[n].iov_base = r->host + (cur - r->d.gpa);
+			iov[n].iov_len = (size_t)piece;
+			n++;
+		}
+		last_map = r->map;
 		left -= piece;
 		cur += piece;
 	}
 	return (int)n;
+}
+
+int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
+		 struct iovec *iov, unsigned max)
+{
+	return gmem_map_iov_perm(m, gpa, len, 0, iov, max, NULL, NULL);
+}
+
+int gmem_ptr_perm(const struct gmem *m, uint64_t addr, uint64_t len, unsigned perm,
+		  void **out, uint64_t *fault)
+{
+	struct iovec iov;
+	int n = gmem_map_iov_perm(m, addr, len ? len : 1, perm, &iov, 1, NULL, fault);
+
+	if (n == -ENOBUFS)
+		return -ERANGE;
+	if (n < 0)
+		return n;
+	*out = iov.iov_base;
+	return 0;
+}
+
+bool gmem_is_view(const struct gmem *m)
+{
+	return m && m->view;
+}
+
+/* Append the pieces of one IOTLB entry that lie in @mem to @v. */
+static void gmem_view_add(struct gmem *v, unsigned cap, const struct gmem *mem,
+			  const struct gmem_view_entry *e)
+{
+	uint64_t off = 0;
+
+	while (off < e->size && v->n < cap) {
+		uint64_t uva = e->uva + off;
+		const struct gmem_reg *r = gmem_find_uva(mem, uva);
+		uint64_t piece;
+
+		if (!r) {
+			/* Not shared memory: skip to the next region that is
+			 * (or to the end of the entry). */
+			uint64_t next = e->size;
+
+			for (unsigned i = 0; i < mem->n; i++) {
+				const struct gmem_reg *q = &mem->reg[i];
+
+				if (q->d.uva > uva && q->d.uva - e->uva < next)
+					next = q->d.uva - e->uva;
+			}
+			off = next;
+			continue;
+		}
+		piece = MIN(e->size - off, r->uva_last - uva + 1);
+		v->reg[v->n] = (struct gmem_reg){
+			.d = { .gpa = e->iova + off, .size = piece, .uva = uva },
+			.gpa_last = e->iova + off + piece - 1,
+			.uva_last = uva + piece - 1,
+			.phys = r->d.gpa + (uva - r->d.uva),
+			.host = r->host + (uva - r->d.uva),
+			.map = r->map,
+			.perm = e->perm,
+		};
+		gmem_map_get(r->map);
+		v->n++;
+		off += piece;
+	}
+}
+
+int gmem_view_create(const struct gmem *mem, const struct gmem_view_entry *e, unsigned n,
+		     struct gmem **out)
+{
+	unsigned cap = 0, i;
+	struct gmem *v;
+
+	for (i = 0; i < n; i++) {
+		if (!e[i].size || e[i].iova + e[i].size - 1 < e[i].iova ||
+		    e[i].uva + e[i].size - 1 < e[i].uva || (i && e[i].iova <= e[i - 1].iova +
+							    e[i - 1].size - 1))
+			return -EINVAL;
+	}
+	/* Each entry splits into at most one piece per region it crosses. */
+	if (mem && n) {
+		if ((size_t)n > (SIZE_MAX / sizeof(struct gmem_reg)) / (mem->n + 1u))
+			return -ENOMEM;
+		cap = n * (mem->n ? mem->n : 1);
+	}
+	v = gmem_alloc_n(cap);
+	if (!v)
+		return -ENOMEM;
+	v->view = true;
+	for (i = 0; mem && i < n; i++)
+		gmem_view_add(v, cap, mem, &e[i]);
+	*out = v;
+	return 0;
 }
 
 int gmem_host_to_gpa(const struct gmem *m, const void *p, uint64_t len, uint64_t *gpa)
@@ -420,8 +564,18 @@ int gmem_host_to_gpa(const struct gmem *m, const void *p, uint64_t len, uint64_t
 		uintptr_t base = (uintptr_t)r->host;
 
 		if (a >= base && a - base < r->d.size && len <= r->d.size - (a - base)) {
-			*gpa = r->d.gpa + (a - base);
+			*gpa = r->phys + (a - base);
 			return 0;
+		}
+		/* A view's iovec may run on into the next entry of the same
+		 * mapping, where guest physical addresses continue. */
+		if (m->view && a >= base && a - base < r->d.size) {
+			uintptr_t end = (uintptr_t)r->map->addr + r->map->len;
+
+			if (len <= end - a) {
+				*gpa = r->phys + (a - base);
+				return 0;
+			}
 		}
 	}
 	return -EFAULT;
@@ -432,7 +586,7 @@ int gmem_uva_to_gpa(const struct gmem *m, uint64_t uva, uint64_t len, uint64_t *
 	const struct gmem_reg *r;
 	uint64_t last;
 
-	if (!m)
+	if (!m || m->view)
 		return -EFAULT;
 	last = uva + (len ? len : 1) - 1;
 	if (last < uva)

@@ -84,7 +84,8 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 
 /*
  * gmem_uva_ptr - as gmem_ptr, for a frontend virtual address (vring
- * addresses in SET_VRING_ADDR are frontend virtual addresses).
+ * addresses in SET_VRING_ADDR are frontend virtual addresses). NULL for
+ * a view (gmem_view_create).
  */
 void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len);
 
@@ -96,6 +97,63 @@ void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len);
  */
 int gmem_map_iov(const struct gmem *m, uint64_t gpa, uint64_t len,
 		 struct iovec *iov, unsigned max);
+
+/* Access rights, as vhost's VHOST_ACCESS_RO/WO/RW. */
+#define GMEM_PERM_READ  1u
+#define GMEM_PERM_WRITE 2u
+#define GMEM_PERM_RW    3u
+
+/*
+ * gmem_map_iov_perm - as gmem_map_iov, checking that every byte allows
+ * @perm (0: no check) and merging pieces that are adjacent in host memory
+ * into one iovec. @hint (may be NULL) is a per-caller cache: the index of
+ * the region last hit, tried before the binary search and updated; any
+ * value is safe with any snapshot. On failure @fault (may be NULL) holds
+ * the first address that is unmapped (-EFAULT) or denied (-EACCES).
+ * Context: any thread; lock-free.
+ */
+int gmem_map_iov_perm(const struct gmem *m, uint64_t addr, uint64_t len, unsigned perm,
+		      struct iovec *iov, unsigned max, unsigned *hint, uint64_t *fault);
+
+/*
+ * gmem_ptr_perm - host pointer for [addr, addr+len) (len 0 counts as 1)
+ * if every byte allows @perm and the range is contiguous in host memory,
+ * even across several regions (IOTLB entries). Return: 0 and *out,
+ * -EFAULT / -EACCES with *fault as gmem_map_iov_perm, -ERANGE if the
+ * range is mapped but not contiguous in host memory.
+ */
+int gmem_ptr_perm(const struct gmem *m, uint64_t addr, uint64_t len, unsigned perm,
+		  void **out, uint64_t *fault);
+
+/*
+ * IOTLB views. With VIRTIO_F_ACCESS_PLATFORM every address the driver
+ * gives is an I/O virtual address (IOVA). A view is a snapshot like a
+ * memory table, keyed by IOVA: gmem_ptr, gmem_map_iov and friends take
+ * IOVAs, regions carry the entry's permissions, and gmem_host_to_gpa
+ * still answers guest physical addresses (for dirty logging). A view
+ * holds references on the mappings of the table it was built from, so it
+ * stays valid after that table is replaced.
+ */
+struct gmem_view_entry {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uva;      /* the frontend's virtual address of iova's byte */
+	unsigned perm;     /* GMEM_PERM_* */
+};
+
+/*
+ * gmem_view_create - a view of @n entries sorted by iova, not overlapping,
+ * translated through @mem (NULL: an empty view). Parts of an entry that lie
+ * outside @mem are left out (lookups there fail); an entry crossing
+ * regions is split at their boundaries.
+ * Return: 0, -EINVAL (unsorted, overlapping, zero or wrapping entries),
+ * -ENOMEM. Context: any thread.
+ */
+int gmem_view_create(const struct gmem *mem, const struct gmem_view_entry *e, unsigned n,
+		     struct gmem **out);
+
+/* True for a snapshot built by gmem_view_create. */
+bool gmem_is_view(const struct gmem *m);
 
 /*
  * Guards: surviving SIGBUS from shared memory that shrank under us.

@@ -168,6 +168,10 @@ static int get_num(struct vblk *v, const char *name, uint64_t *val)
 		*val = v->dirty_log;
 		return 0;
 	}
+	if (!strcmp(name, "access-platform")) {
+		*val = v->access_platform;
+		return 0;
+	}
 	if (!strcmp(name, "mem-region-alignment")) {
 		*val = PAGE;
 		return 0;
@@ -236,6 +240,9 @@ static int set_num(struct vblk *v, const char *name, uint64_t val)
 		until = LIB_CONNECTED;
 	} else if (!strcmp(name, "dirty-log")) {
 		bp = &v->dirty_log;
+		until = LIB_CONNECTED;
+	} else if (!strcmp(name, "access-platform")) {
+		bp = &v->access_platform;
 		until = LIB_CONNECTED;
 	} else {
 		uint64_t dummy;
@@ -404,6 +411,13 @@ int vblk_connect(struct vblk *v)
 		need |= FEAT(LIB_F_LOG_ALL);
 		proto_need |= FEAT(VHOST_USER_PROTOCOL_F_LOG_SHMFD);
 	}
+	if (v->access_platform)
+		need |= FEAT(VIRTIO_F_ACCESS_PLATFORM);
+	if (v->access_platform && v->dirty_log) {
+		lib_set_error(0, "vblk_connect: \"access-platform\" and \"dirty-log\" cannot be "
+			      "combined");
+		return -EINVAL;
+	}
 
 	ret = vhost_frontend_connect(v->path, &v->f);
 	if (ret) {
@@ -474,12 +488,39 @@ err_close:
 
 /* ---- memory regions ------------------------------------------------------------ */
 
-static struct gmem_region_desc region_desc(const struct lib_region *r)
+static struct gmem_region_desc region_desc(const struct vblk *v, const struct lib_region *r)
 {
 	return (struct gmem_region_desc){
-		.gpa = r->iova, .size = r->len, .uva = (uint64_t)(uintptr_t)r->addr,
-		.mmap_offset = (uint64_t)r->fd_offset,
+		.gpa = r->iova + (v->access_platform ? LIB_GPA_OFFSET : 0), .size = r->len,
+		.uva = (uint64_t)(uintptr_t)r->addr, .mmap_offset = (uint64_t)r->fd_offset,
 	};
+}
+
+/*
+ * "access-platform": tell the server's IOTLB that [r->iova, +len) maps
+ * the region (@update) or no longer does. Sent in LIB_IOTLB_ENTRY pieces,
+ * as an IOMMU hands out mappings, so lookups cross entries.
+ */
+static int region_iotlb(struct vblk *v, const struct lib_region *r, bool update)
+{
+	struct vhost_msg_iotlb m = {
+		.perm = VHOST_ACCESS_RW,
+		.type = update ? VHOST_IOTLB_UPDATE : VHOST_IOTLB_INVALIDATE,
+	};
+	uint64_t off;
+	int ret;
+
+	if (!v->access_platform)
+		return 0;
+	for (off = 0; off < r->len; off += LIB_IOTLB_ENTRY) {
+		m.iova = r->iova + off;
+		m.size = MIN(LIB_IOTLB_ENTRY, r->len - off);
+		m.uaddr = (uint64_t)(uintptr_t)r->addr + off;
+		ret = vhost_frontend_request(v->f, VHOST_USER_IOTLB_MSG, &m, sizeof(m), NULL, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /* SET_MEM_TABLE with every region (at most 8 per message, rest by ADD_MEM_REG). */
@@ -493,7 +534,7 @@ static int send_mem_table(struct vblk *v)
 	for (i = 0; i < v->nregions && n < VHOST_USER_MAX_MEM_REGIONS; i++) {
 		if (!v->regions[i].addr)
 			continue;
-		d[n] = region_desc(&v->regions[i]);
+		d[n] = region_desc(v, &v->regions[i]);
 		fds[n++] = v->regions[i].fd;
 	}
 	ret = vhost_frontend_set_mem_table(v->f, d, fds, n);
@@ -504,13 +545,19 @@ static int send_mem_table(struct vblk *v)
 			continue;
 		if (!(v->proto_acked & FEAT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
 			return -ENOSPC;
-		d[0] = region_desc(&v->regions[i]);
+		d[0] = region_desc(v, &v->regions[i]);
 		ret = vhost_frontend_add_mem_reg(v->f, &d[0], v->regions[i].fd);
 		if (ret)
 			return ret;
 	}
-	for (i = 0; i < v->nregions; i++)
+	for (i = 0; i < v->nregions; i++) {
 		v->regions[i].registered = v->regions[i].addr != NULL;
+		if (v->regions[i].registered) {
+			ret = region_iotlb(v, &v->regions[i], true);
+			if (ret)
+				return ret;
+		}
+	}
 	return 0;
 }
 
@@ -547,8 +594,10 @@ static int region_add(struct vblk *v, const struct lib_region *r, int *index)
 		__atomic_store_n(&v->nregions, i + 1, __ATOMIC_RELEASE);
 	if (v->state == LIB_STARTED) {
 		if (v->proto_acked & FEAT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
-			d = region_desc(&v->regions[i]);
+			d = region_desc(v, &v->regions[i]);
 			ret = vhost_frontend_add_mem_reg(v->f, &d, r->fd);
+			if (!ret)
+				ret = region_iotlb(v, &v->regions[i], true);
 		} else {
 			ret = send_mem_table(v);
 		}
@@ -577,9 +626,11 @@ static int region_find(struct vblk *v, const struct vblk_mem_region *region)
 static void region_remove(struct vblk *v, int i)
 {
 	struct lib_region *r = &v->regions[i];
-	struct gmem_region_desc d = region_desc(r);
+	struct gmem_region_desc d = region_desc(v, r);
 
 	if (r->registered && v->f && !__atomic_load_n(&v->dead, __ATOMIC_ACQUIRE)) {
+		/* Invalidated first: once acked, the server uses it no more. */
+		region_iotlb(v, r, false);
 		if (v->proto_acked & FEAT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
 			vhost_frontend_rem_mem_reg(v->f, &d, r->fd);
 		} else {
@@ -768,7 +819,9 @@ static int queue_init(struct vblk *v, struct vblkq *q, unsigned index, uint8_t *
 
 static int queue_start(struct vblk *v, struct vblkq *q)
 {
-	uint64_t ds, drs, dvs, uva = (uint64_t)(uintptr_t)q->area;
+	/* Ring addresses: IOVAs with ACCESS_PLATFORM, else our own VAs. */
+	uint64_t ds, drs, dvs, uva = v->access_platform ? q->area_iova :
+				     (uint64_t)(uintptr_t)q->area;
 	unsigned i = q->index, base = v->packed ? 0x80008000u : 0;
 	int ret;
 

@@ -22,6 +22,11 @@
 #define LIB_IOVA_ALIGN   (2ull << 20)
 #define LIB_LOG_COVER    (1ull << 40)   /* IOVA space the "dirty-log" log covers */
 #define LIB_F_LOG_ALL    26             /* VHOST_F_LOG_ALL */
+/* "access-platform": guest physical addresses of the memory table are the
+ * IOVAs moved by this much, so a server that takes an IOVA for a GPA
+ * misses; IOTLB updates are sent in entries of LIB_IOTLB_ENTRY bytes. */
+#define LIB_GPA_OFFSET   (1ull << 44)
+#define LIB_IOTLB_ENTRY  (2ull << 20)
 
 /* Request slot layout in the library-owned shared region. */
 #define SLOT_HDR     0u           /* struct virtio_blk_outhdr (16) */
@@ -79,6 +84,7 @@ struct vblk {
 	int num_queues, queue_size;
 	bool poll, packed;
 	bool dirty_log;         /* act as a migrating frontend: LOG_ALL + a log */
+	bool access_platform;   /* VIRTIO_F_ACCESS_PLATFORM: addresses are IOVAs */
 	int log_fd;             /* the dirty log memfd, -1 if none */
 	struct vhost_frontend *f;
 	int sock_fd;

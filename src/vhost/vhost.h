@@ -91,6 +91,13 @@ struct vhost_dev_ops {
 	 * time (fn did not run and never will): vhost closes the connection.
 	 */
 	int (*queue_exec)(void *opaque, struct vhost_vring *vr, loop_fn fn, void *arg);
+	/*
+	 * Optional (ACCESS_PLATFORM): runs inside the queue's context.
+	 * @result 0: vr->mem is a new IOTLB view; a queue waiting on a miss
+	 * (vhost_server_iotlb_miss) pops again. @result -errno: the miss the
+	 * queue waits on will not be answered; fail it (break the queue).
+	 */
+	void (*queue_iotlb)(void *opaque, struct vhost_vring *vr, int result);
 	/* The frontend went away (after every queue was stopped). */
 	void (*disconnected)(void *opaque);
 	/* Optional: RESET_OWNER reset the device (every queue stopped). */
@@ -124,6 +131,19 @@ void vhost_server_destroy(struct vhost_server *s);
 int vhost_server_backend_send(struct vhost_server *s, uint32_t request,
 			      const void *payload, uint32_t size, vhost_backend_req_cb cb,
 			      void *arg);
+
+/*
+ * vhost_server_iotlb_miss - started ring @index cannot translate @iova
+ * with @perm (GMEM_PERM_*) through its IOTLB view (virtq_pop said
+ * -EAGAIN): ask the frontend (a VHOST_IOTLB_MISS on the backend request
+ * channel, one outstanding per ring). The ring is answered through
+ * ops->queue_iotlb: 0 with a new view, or -errno if the frontend cannot
+ * be asked, does not answer within the channel's timeout, or answers
+ * without that mapping. Return: 0, -ENOENT (not started).
+ * Context: the control loop's thread (an iothread posts to it).
+ */
+int vhost_server_iotlb_miss(struct vhost_server *s, unsigned index, uint64_t iova,
+			    unsigned perm);
 
 /* True while a frontend is connected. */
 bool vhost_server_connected(const struct vhost_server *s);

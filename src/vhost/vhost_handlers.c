@@ -70,6 +70,9 @@ static int h_set_features(struct vhost_server *s, struct vhost_msg *m)
 	}
 	s->features = f;
 	s->features_set = true;
+	/* Rebuilt on first use from the table as it is now. */
+	gmem_put(s->view);
+	s->view = NULL;
 	if (s->ops->set_features)
 		s->ops->set_features(s->opaque, f);
 	vring_try_start_all(s);
@@ -108,6 +111,7 @@ static int h_reset_owner(struct vhost_server *s, struct vhost_msg *m)
 		vring_reset(s, i);
 	gmem_put(s->mem);
 	s->mem = NULL;
+	vhost_iotlb_reset(s);
 	s->features = 0;
 	s->features_set = false;
 	s->owner = false;
@@ -376,6 +380,7 @@ static int h_get_vring_base(struct vhost_server *s, struct vhost_msg *m)
 	/* Stopped: it restarts only after a new SET_VRING_KICK. */
 	close_fd(&vr->kick_fd);
 	s->vpriv[vr->index].kick_set = false;
+	vhost_iotlb_device_stopped(s);
 	st.index = vr->index;
 	st.num = vr->base;
 	if (vring_is_packed(s))
@@ -647,6 +652,7 @@ static const handler_fn handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_INFLIGHT_FD] = h_get_inflight_fd,
 	[VHOST_USER_SET_INFLIGHT_FD] = h_set_inflight_fd,
 	[VHOST_USER_SET_BACKEND_REQ_FD] = h_set_backend_req_fd,
+	[VHOST_USER_IOTLB_MSG] = h_iotlb_msg,
 };
 
 int vhost_server_handle(struct vhost_server *s, struct vhost_msg *m)

@@ -370,6 +370,8 @@ static void server_free(struct vhost_server *s)
 	guard_watch(s, false);
 	gmem_guard_destroy(s->guard);
 	vhost_backend_req_destroy(s->breq);
+	iotlb_destroy(s->iotlb);
+	gmem_put(s->view);
 	if (s->timer_watched)
 		loop_del_fd(s->ctrl, s->timer_fd);
 	close_fd(&s->timer_fd);
@@ -408,6 +410,7 @@ static void conn_finish_close(struct vhost_server *s)
 	s->mem = NULL;
 	gmem_put(s->next_mem);
 	s->next_mem = NULL;
+	vhost_iotlb_reset(s);
 	s->features = 0;
 	s->features_set = false;
 	s->protocol_features = 0;
@@ -557,7 +560,9 @@ static void create_in_loop(void *arg)
 		return;
 	}
 	s->timer_watched = true;
-	a->ret = vhost_backend_req_create(s->ctrl, s->name, 0, &s->breq);
+	/* Backend messages get as long as frontend ones: an IOTLB miss under
+	 * a busy software-emulated guest can wait seconds for QEMU's ack. */
+	a->ret = vhost_backend_req_create(s->ctrl, s->name, msg_timeout_ms(s), &s->breq);
 	if (a->ret) {
 		guard_watch(s, false);
 		loop_del_fd(s->ctrl, s->timer_fd);

@@ -58,6 +58,7 @@
 #include "vhost/vhost_backend_req.h"
 #include "vhost/vhost_log.h"
 #include "vhost/vhost_msg.h"
+#include "gmem/iotlb.h"
 
 /* Handler results besides 0 (done, ack success) and -errno (close). */
 #define H_NACK    1   /* refused, state unchanged: ack with failure */
@@ -79,6 +80,13 @@ struct vring_priv {
 	bool addr_set;      /* SET_VRING_ADDR seen */
 	bool stopping;      /* queue_stop issued, done() not yet called */
 	bool num_refused;   /* SET_VRING_NUM refused without an ack: broken until a valid one */
+	bool miss_pending;  /* an IOTLB miss for this ring awaits its answer */
+	bool miss_answered; /* an update covering it came meanwhile */
+	uint64_t miss_iova; /* what it asked for */
+	unsigned miss_perm;
+	bool miss_queued;   /* another miss waits for that answer */
+	uint64_t next_iova;
+	unsigned next_perm;
 	uint16_t used_base; /* packed: used index | wrap << 15 (base's high half) */
 };
 
@@ -118,6 +126,10 @@ struct vhost_server {
 	unsigned inflight_nq, inflight_qsize;
 	struct gmem_log *log;       /* SET_LOG_BASE: the dirty log, or NULL */
 	struct vhost_backend_req *breq; /* SET_BACKEND_REQ_FD: the backend channel */
+	/* ACCESS_PLATFORM (vhost_iotlb.c): what IOTLB messages said, and the
+	 * view of it through s->mem that running rings use (NULL: none yet) */
+	struct iotlb *iotlb;
+	struct gmem *view;
 
 	struct vhost_msg_rx rx;
 	struct vhost_msg_tx tx;     /* a reply the socket did not take yet */
@@ -134,17 +146,20 @@ struct vhost_server {
 
 static inline uint64_t offered_features(const struct vhost_server *s)
 {
-	/* No IOTLB: never offer what needs it. Dirty logging (LOG_ALL) only
-	 * if the device logs its own writes, and says so in info.features. */
-	uint64_t f = s->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
-
-	f &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM);
-	return f;
+	/* What the device offers. ACCESS_PLATFORM (the IOTLB) and dirty
+	 * logging (LOG_ALL) only if the device says so in info.features. */
+	return s->info.features | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
 static inline bool has_feature(const struct vhost_server *s, unsigned bit)
 {
 	return s->features & (1ull << bit);
+}
+
+/* Ring and buffer addresses are IOVAs, translated through the IOTLB. */
+static inline bool iotlb_on(const struct vhost_server *s)
+{
+	return has_feature(s, VIRTIO_F_ACCESS_PLATFORM);
 }
 
 static inline bool reply_ack_on(const struct vhost_server *s)
@@ -219,6 +234,16 @@ int vhost_server_handle(struct vhost_server *s, struct vhost_msg *m);
 void vring_fd_probe(void);
 
 /* vhost_vring.c */
+struct ring_ptrs {
+	void *desc, *driver, *device;
+};
+
+int vring_translate(const struct vhost_server *s, const struct gmem *space,
+		    const struct vhost_vring *vr, bool packed, struct ring_ptrs *p,
+		    uint64_t *fault, unsigned *perm);
+/* Move started rings to @space (a table or view; a reference is taken
+ * per ring); rings it lacks are stopped first (H_PENDING). */
+int vring_space_switch(struct vhost_server *s, struct gmem *space, const char *what);
 void vring_try_start(struct vhost_server *s, struct vhost_vring *vr);
 void vring_try_start_all(struct vhost_server *s);
 void vring_stop(struct vhost_server *s, struct vhost_vring *vr);
@@ -231,6 +256,18 @@ int mem_commit(struct vhost_server *s);
 void inflight_unmap(struct vhost_server *s);
 int h_get_inflight_fd(struct vhost_server *s, struct vhost_msg *m);
 int h_set_inflight_fd(struct vhost_server *s, struct vhost_msg *m);
+
+/* vhost_iotlb.c */
+/* The address space rings use: s->mem, or with ACCESS_PLATFORM the IOTLB
+ * view (built on first use; NULL if that failed). */
+struct gmem *vring_space(struct vhost_server *s);
+int vhost_iotlb_view_of(struct vhost_server *s, const struct gmem *mem, struct gmem **out);
+void vhost_iotlb_miss(struct vhost_server *s, unsigned index, uint64_t iova, unsigned perm);
+int h_iotlb_msg(struct vhost_server *s, struct vhost_msg *m);
+/* Forget the IOTLB (disconnect, RESET_OWNER). */
+void vhost_iotlb_reset(struct vhost_server *s);
+/* After GET_VRING_BASE: with no ring left running, forget the IOTLB. */
+void vhost_iotlb_device_stopped(struct vhost_server *s);
 
 /* vhost_server_log.c */
 int log_apply(struct vhost_server *s, struct gmem_log *log, bool on, struct vhost_vring *only);

@@ -10,30 +10,64 @@
 
 #include "vhost/vhost_server_internal.h"
 
-struct ring_ptrs {
-	void *desc, *driver, *device;
-};
-
 /*
- * Host addresses of vr's three areas in @mem, each checked for size and
- * alignment (split: 16/2/4, packed: 16/4/4).
+ * Host addresses of vr's three areas in @space (the memory table, or with
+ * ACCESS_PLATFORM the IOTLB view, where ring addresses are IOVAs and the
+ * device needs read access to what it reads and write access to what it
+ * writes), each checked for size and alignment (split: 16/2/4, packed:
+ * 16/4/4). -EFAULT: an area is not (all) mapped; with a view, *fault and
+ * *perm say the first missing IOVA and the access needed. -EACCES: mapped
+ * without the access needed; -ERANGE: not contiguous in host memory;
+ * -EINVAL: misaligned.
  */
-static int vring_translate(const struct gmem *mem, const struct vhost_vring *vr, bool packed,
-			   struct ring_ptrs *p)
+int vring_translate(const struct vhost_server *s, const struct gmem *space,
+		    const struct vhost_vring *vr, bool packed, struct ring_ptrs *p,
+		    uint64_t *fault, unsigned *perm)
 {
 	uint64_t dsz, drsz, dvsz;
 	uintptr_t drv_align = packed ? 4 : 2;
 
 	virtq_area_sizes(vr->num, packed, &dsz, &drsz, &dvsz);
-	p->desc = gmem_uva_ptr(mem, vr->desc_uva, dsz);
-	p->driver = gmem_uva_ptr(mem, vr->avail_uva, drsz);
-	p->device = gmem_uva_ptr(mem, vr->used_uva, dvsz);
-	if (!p->desc || !p->driver || !p->device)
-		return -EFAULT;
+	if (iotlb_on(s)) {
+		const struct {
+			uint64_t iova, size;
+			unsigned perm;
+			void **out;
+		} area[3] = {
+			{ vr->desc_uva, dsz, packed ? GMEM_PERM_RW : GMEM_PERM_READ, &p->desc },
+			{ vr->avail_uva, drsz, GMEM_PERM_READ, &p->driver },
+			{ vr->used_uva, dvsz, GMEM_PERM_RW, &p->device },
+		};
+
+		for (unsigned i = 0; i < 3; i++) {
+			int ret = gmem_ptr_perm(space, area[i].iova, area[i].size, area[i].perm,
+						area[i].out, fault);
+
+			*perm = area[i].perm;
+			if (ret)
+				return ret;
+		}
+	} else {
+		p->desc = gmem_uva_ptr(space, vr->desc_uva, dsz);
+		p->driver = gmem_uva_ptr(space, vr->avail_uva, drsz);
+		p->device = gmem_uva_ptr(space, vr->used_uva, dvsz);
+		if (!p->desc || !p->driver || !p->device)
+			return -EFAULT;
+	}
 	if (((uintptr_t)p->desc & 15) || ((uintptr_t)p->driver & (drv_align - 1)) ||
 	    ((uintptr_t)p->device & 3))
 		return -EINVAL;
 	return 0;
+}
+
+static const char *translate_error(int ret)
+{
+	switch (ret) {
+	case -EFAULT: return "not in guest memory";
+	case -EACCES: return "mapped without the access the device needs";
+	case -ERANGE: return "not contiguous in guest memory";
+	default: return "misaligned";
+	}
 }
 
 /* Start vr if it is fully configured, enabled and not running. */
@@ -43,16 +77,26 @@ void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 	bool packed = vring_is_packed(s);
 	struct virtq_config cfg;
 	struct ring_ptrs rp;
+	struct gmem *space;
 	const char *why;
+	unsigned perm = 0;
+	uint64_t fault = 0;
 	int ret;
 
 	if (vr->started || !p->kick_set || !p->addr_set || !vr->num || !s->mem ||
 	    !vring_enabled(s, vr))
 		return;
-	ret = vring_translate(s->mem, vr, packed, &rp);
+	space = vring_space(s);
+	if (!space)
+		return;
+	ret = vring_translate(s, space, vr, packed, &rp, &fault, &perm);
+	if (ret == -EFAULT && iotlb_on(s)) {
+		/* Not in the IOTLB yet: ask; an update retries the start. */
+		vhost_iotlb_miss(s, vr->index, fault, perm);
+		return;
+	}
 	if (ret) {
-		bad(s, "vring %u: ring areas %s; not started", vr->index,
-		    ret == -EFAULT ? "not in guest memory" : "misaligned");
+		bad(s, "vring %u: ring areas %s; not started", vr->index, translate_error(ret));
 		return;
 	}
 	cfg = (struct virtq_config){
@@ -91,7 +135,7 @@ void vring_try_start(struct vhost_server *s, struct vhost_vring *vr)
 		virtq_fini(&vr->vq);
 		return;
 	}
-	vr->mem = gmem_get(s->mem);
+	vr->mem = gmem_get(space);
 	vr->started = true;
 	ret = s->ops->queue_start(s->opaque, vr);
 	if (ret) {
@@ -208,6 +252,7 @@ int vring_set_queue_fd(struct vhost_server *s, struct vhost_vring *vr, int *fiel
 }
 
 struct mem_swap {
+	struct vhost_server *s;
 	struct vhost_vring *vr;
 	struct gmem *mem;
 	struct ring_ptrs rp;
@@ -222,15 +267,11 @@ static void mem_swap_fn(void *arg)
 	vr->mem = w->mem;
 	virtq_set_rings(&vr->vq, w->rp.desc, w->rp.driver, w->rp.device);
 	w->mem = old;
+	/* A queue waiting on an IOTLB miss may pop again. */
+	if (gmem_is_view(vr->mem) && w->s->ops->queue_iotlb)
+		w->s->ops->queue_iotlb(w->s->opaque, vr, 0);
 }
 
-/*
- * Make s->next_mem the memory table. If it drops a region, every started
- * ring is stopped (drained) first; else started rings whose areas do not
- * translate in it are stopped (H_PENDING either way; the caller re-runs
- * us); the others switch table and ring pointers inside their queue
- * context.
- */
 /* Does @next lack a region of @old (same gpa, size and uva)? */
 static bool mem_drops_region(const struct gmem *old, const struct gmem *next)
 {
@@ -249,10 +290,57 @@ static bool mem_drops_region(const struct gmem *old, const struct gmem *next)
 	return false;
 }
 
-int mem_commit(struct vhost_server *s)
+int vring_space_switch(struct vhost_server *s, struct gmem *space, const char *what)
 {
 	bool stopping = false;
-	unsigned i;
+	unsigned i, perm;
+	uint64_t fault;
+
+	for (i = 0; i < s->info.num_queues; i++) {
+		struct vhost_vring *vr = &s->vrings[i];
+		struct ring_ptrs rp;
+
+		if (!vr->started)
+			continue;
+		if (vring_translate(s, space, vr, virtq_is_packed(&vr->vq), &rp, &fault, &perm)) {
+			bad(s, "vring %u: ring not in the new %s; stopping it", i, what);
+			vring_stop(s, vr);
+			stopping = true;
+		}
+	}
+	if (stopping)
+		return H_PENDING;
+
+	for (i = 0; i < s->info.num_queues; i++) {
+		struct vhost_vring *vr = &s->vrings[i];
+		struct mem_swap w = { .s = s, .vr = vr };
+
+		if (!vr->started)
+			continue;
+		/* Checked above; the table cannot have changed since. */
+		vring_translate(s, space, vr, virtq_is_packed(&vr->vq), &w.rp, &fault, &perm);
+		w.mem = gmem_get(space);
+		/* Not swapped: the ring keeps its old table (and mappings) until
+		 * the connection, marked broken, is closed. */
+		if (s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w))
+			s->broken = true;
+		gmem_put(w.mem);
+	}
+	return 0;
+}
+
+/*
+ * Make s->next_mem the memory table. If it drops a region, every started
+ * ring is stopped (drained) first; else started rings whose areas do not
+ * translate in it are stopped (H_PENDING either way; the caller re-runs
+ * us); the others switch table and ring pointers inside their queue
+ * context. With ACCESS_PLATFORM the rings switch to a new IOTLB view
+ * built through the new table.
+ */
+int mem_commit(struct vhost_server *s)
+{
+	struct gmem *space;
+	int ret;
 
 	/*
 	 * A region goes away (REM_MEM_REG, or a SET_MEM_TABLE without it):
@@ -264,39 +352,27 @@ int mem_commit(struct vhost_server *s)
 	if (mem_drops_region(s->mem, s->next_mem) && vring_stop_all(s) == H_PENDING)
 		return H_PENDING;
 
-	for (i = 0; i < s->info.num_queues; i++) {
-		struct vhost_vring *vr = &s->vrings[i];
-		struct ring_ptrs rp;
-
-		if (!vr->started)
-			continue;
-		if (vring_translate(s->next_mem, vr, virtq_is_packed(&vr->vq), &rp)) {
-			bad(s, "vring %u: ring not in the new memory table; stopping it", i);
-			vring_stop(s, vr);
-			stopping = true;
-		}
+	if (iotlb_on(s)) {
+		ret = vhost_iotlb_view_of(s, s->next_mem, &space);
+		if (ret)
+			return ret;
+	} else {
+		space = gmem_get(s->next_mem);
 	}
-	if (stopping)
-		return H_PENDING;
-
-	for (i = 0; i < s->info.num_queues; i++) {
-		struct vhost_vring *vr = &s->vrings[i];
-		struct mem_swap w = { .vr = vr };
-
-		if (!vr->started)
-			continue;
-		/* Checked above; the table cannot have changed since. */
-		vring_translate(s->next_mem, vr, virtq_is_packed(&vr->vq), &w.rp);
-		w.mem = gmem_get(s->next_mem);
-		/* Not swapped: the ring keeps its old table (and mappings) until
-		 * the connection, marked broken, is closed. */
-		if (s->ops->queue_exec(s->opaque, vr, mem_swap_fn, &w))
-			s->broken = true;
-		gmem_put(w.mem);
+	ret = vring_space_switch(s, space, "memory table");
+	if (ret) {
+		gmem_put(space);
+		return ret;
 	}
 	gmem_put(s->mem);
 	s->mem = s->next_mem;
 	s->next_mem = NULL;
+	if (iotlb_on(s)) {
+		gmem_put(s->view);
+		s->view = space;
+	} else {
+		gmem_put(space);
+	}
 	/* Ring addresses in guest physical space may have moved. */
 	if (s->log && log_all_on(s) && log_apply(s, s->log, true, NULL))
 		bad(s, "dirty logging of the rings not updated for the new memory table");

@@ -151,15 +151,23 @@ int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	elem->in_num = 0;
 	elem->ndesc = 0;
 	elem->inflight_head = elem->inflight_last = 0;
+	elem->denied = elem->status_denied = false;
+	vq->missed = false;
 	if (vq->resubmit_pos < vq->nresubmit) {
 		ret = vq->packed ? virtq_repop_packed(vq, mem, elem, iov, max_iov)
 				 : virtq_repop_split(vq, mem, elem, iov, max_iov);
+		if (ret < 0 && vq->missed && !vq->broken) {
+			vq->resubmit_pos--;    /* the same request again later */
+			return -EAGAIN;
+		}
 		if (vq->resubmit_pos == vq->nresubmit)
 			virtq_fini(vq);
 		return ret < 0 ? -EIO : ret;
 	}
 	ret = vq->packed ? virtq_pop_packed(vq, mem, elem, iov, max_iov)
 			 : virtq_pop_split(vq, mem, elem, iov, max_iov);
+	if (ret < 0 && vq->missed && !vq->broken)
+		return -EAGAIN;   /* nothing was consumed */
 	return ret < 0 ? -EIO : ret;
 }
 
@@ -259,10 +267,22 @@ void virtq_set_broken(struct virtq *vq, const char *why)
 	       vq->packed ? "packed" : "split", vq->num, why);
 }
 
+/* An IOTLB view lacks @iova: not the guest's fault (yet); see virtq_pop. */
+static int virtq_set_miss(struct virtq *vq, uint64_t iova, unsigned perm)
+{
+	vq->missed = true;
+	vq->miss_iova = iova;
+	vq->miss_perm = perm;
+	return -EIO;
+}
+
 int virtq_map_buf(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 		  unsigned max_iov, uint64_t addr, uint32_t len, bool writable)
 {
 	unsigned used = elem->out_num + elem->in_num;
+	bool this_denied = false;
+	unsigned perm = 0;
+	uint64_t fault;
 	int n;
 
 	if (!writable && elem->in_num) {
@@ -279,7 +299,22 @@ int virtq_map_buf(struct virtq *vq, const struct gmem *mem, struct virtq_elem *e
 		virtq_set_broken(vq, "too many iovecs for one chain");
 		return -EIO;
 	}
-	n = gmem_map_iov(mem, addr, len, elem->iov + used, max_iov - used);
+	if (gmem_is_view(mem))
+		perm = writable ? GMEM_PERM_WRITE : GMEM_PERM_READ;
+	n = gmem_map_iov_perm(mem, addr, len, perm, elem->iov + used, max_iov - used,
+			      &vq->hint, &fault);
+	if (n == -EFAULT && perm)
+		return virtq_set_miss(vq, fault, perm);
+	if (n == -EACCES) {
+		/* Mapped, but not for this access: the request fails, the
+		 * queue goes on. Map it anyway so the chain's shape (and the
+		 * status byte's place) is known; nothing touches it. */
+		elem->denied = this_denied = true;
+		n = gmem_map_iov_perm(mem, addr, len, 0, elem->iov + used, max_iov - used,
+				      &vq->hint, &fault);
+	}
+	if (writable)
+		elem->status_denied = this_denied;
 	if (n == -ENOBUFS) {
 		virtq_set_broken(vq, "too many iovecs for one chain");
 		return -EIO;
@@ -322,6 +357,7 @@ const void *virtq_indirect_table(struct virtq *vq, const struct gmem *mem,
 	uint64_t cur = addr, left = len;
 	uint8_t *dst = bounce;
 	const void *p;
+	uint64_t fault;
 
 	if (len == 0 || len % sizeof(struct vring_desc) ||
 	    len / sizeof(struct vring_desc) > VIRTQ_MAX_SIZE) {
@@ -331,6 +367,22 @@ const void *virtq_indirect_table(struct virtq *vq, const struct gmem *mem,
 	if (addr + len - 1 < addr) {
 		virtq_set_broken(vq, "indirect table address + length overflows");
 		return NULL;
+	}
+	if (gmem_is_view(mem)) {
+		/* Through an IOTLB: every byte must be there and readable; a
+		 * table spanning entries is copied like one spanning regions. */
+		struct iovec one;
+		int n = gmem_map_iov_perm(mem, addr, len, GMEM_PERM_READ, &one, 1, &vq->hint,
+					  &fault);
+
+		if (n == -EFAULT) {
+			virtq_set_miss(vq, fault, GMEM_PERM_READ);
+			return NULL;
+		}
+		if (n == -EACCES) {
+			virtq_set_broken(vq, "indirect table in a mapping the device may not read");
+			return NULL;
+		}
 	}
 	p = gmem_ptr(mem, addr, len);
 	if (p && !((uintptr_t)p % _Alignof(struct vring_desc)))

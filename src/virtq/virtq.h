@@ -76,6 +76,16 @@ struct virtq_elem {
 	unsigned out_num;
 	unsigned in_num;
 	struct iovec *iov;  /* points into the caller's array given to virtq_pop */
+	/*
+	 * IOTLB views only: a buffer's mapping does not allow what the
+	 * descriptor asks (the device would write a read-only mapping or read
+	 * a write-only one). The chain is popped so the caller can fail it
+	 * (VIRTIO_BLK_S_IOERR) without touching its buffers;
+	 * @status_denied: the last device-writable buffer is one of them, so
+	 * not even a status byte may be written.
+	 */
+	bool denied;
+	bool status_denied;
 };
 
 struct virtq {
@@ -111,6 +121,11 @@ struct virtq {
 	struct gmem_log *log;
 	uint64_t log_desc;          /* packed: GPA of the descriptor ring */
 	uint64_t log_device;        /* GPA of the device area (split: used ring) */
+	/* IOTLB (virtq_pop with a view, gmem_is_view): the last pop missed */
+	bool missed;
+	uint64_t miss_iova;         /* first IOVA the view did not translate */
+	unsigned miss_perm;         /* GMEM_PERM_* the access needed */
+	unsigned hint;              /* translation cache: region last hit */
 };
 
 /*
@@ -135,7 +150,10 @@ unsigned virtq_resubmit_pending(const struct virtq *vq);
  * recovered from the inflight area, validated like a new one), translate every buffer through
  * @mem into host iovecs (split at region boundaries) in iov[0..max_iov).
  * Return: 1 and *elem filled; 0 if nothing is available; -EIO if the
- * queue is (now) broken (nothing filled).
+ * queue is (now) broken (nothing filled); -EAGAIN if @mem is an IOTLB
+ * view (gmem_is_view) that lacks an address the chain needs: nothing was
+ * taken, vq->miss_iova / miss_perm say what is missing, and the same
+ * chain is popped again once the caller has a view that has it.
  */
 int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	      struct iovec *iov, unsigned max_iov);

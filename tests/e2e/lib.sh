@@ -238,7 +238,12 @@ e2e_make_initrd() {
 # e2e_qemu_cmd --socket PATH --initrd FILE --log FILE [--queues N] [--packed]
 #              [--append ARGS] [--device-opts OPTS] [--reconnect]
 #              [--monitor PATH] [--incoming URI] [--log-append] [--qemu-arg ARG]
+#              [--viommu] [--iommu-platform]
 # Sets E2E_QEMU_CMD, the guest's QEMU command line (under `timeout`).
+# --viommu: a virtual Intel IOMMU (q35 with a split irqchip, interrupt
+# remapping, device IOTLB), created before the disk it translates for;
+# --iommu-platform: the disk with iommu_platform=on (and ats=on with
+# --viommu): the device then sees I/O virtual addresses.
 # --qemu-arg: one more QEMU argument (repeatable), e.g. a PCIe root port
 # for a disk hot-plugged later.
 # --monitor: an HMP monitor on a unix socket (e2e_hmp talks to it);
@@ -246,7 +251,7 @@ e2e_make_initrd() {
 # the console continues the log (a migrated guest's second half).
 e2e_qemu_cmd() {
 	local sock='' initrd='' log='' queues=1 dev_extra='' append='' chr_extra='' mon=none
-	local con_extra='' extra=()
+	local con_extra='' extra=() machine=q35 viommu=() iommu_platform=0
 	while (($#)); do
 		case $1 in
 		--socket) sock=$2; shift 2 ;;
@@ -263,10 +268,20 @@ e2e_qemu_cmd() {
 		--incoming) extra+=(-incoming "$2"); shift 2 ;;
 		--log-append) con_extra=",append=on"; shift ;;
 		--qemu-arg) extra+=("$2"); shift 2 ;;
+		--viommu)
+			machine=q35,kernel-irqchip=split
+			viommu=(-device intel-iommu,intremap=on,device-iotlb=on)
+			shift ;;
+		--iommu-platform) iommu_platform=1; shift ;;
 		*) e2e_die "e2e_qemu_cmd: unknown option $1" ;;
 		esac
 	done
 	[[ -n $sock && -n $initrd && -n $log ]] || e2e_die "e2e_qemu_cmd: --socket, --initrd, --log required"
+	if ((iommu_platform)); then
+		# A legacy (transitional) virtio device cannot have it.
+		dev_extra+=",iommu_platform=on,disable-legacy=on"
+		((${#viommu[@]})) && dev_extra+=",ats=on"
+	fi
 	# no_timer_check: under TCG on a loaded host the guest's early timer
 	# interrupt can come too late for Linux's IO-APIC check, which then
 	# panics ("IO-APIC + timer doesn't work!") before init runs: the
@@ -277,12 +292,13 @@ e2e_qemu_cmd() {
 	E2E_QEMU_CMD=(
 		timeout --kill-after=10 "$E2E_TIMEOUT"
 		"$E2E_QEMU" -nodefaults -no-user-config
-		-accel tcg,thread=multi -cpu max -machine q35 -m "$E2E_MEM" -smp "$E2E_SMP"
+		-accel tcg,thread=multi -cpu max -machine "$machine" -m "$E2E_MEM" -smp "$E2E_SMP"
 		-display none -no-reboot -monitor "$mon"
 		-chardev "file,id=con0,path=$log$con_extra" -serial chardev:con0
 		-object "memory-backend-memfd,id=mem,size=$E2E_MEM,share=on" -numa node,memdev=mem
 		-kernel "$E2E_KDIR/vmlinuz" -initrd "$initrd"
 		-append "console=ttyS0 quiet panic=-1 no_timer_check$append"
+		"${viommu[@]}"
 		-chardev "socket,id=c0,path=$sock$chr_extra"
 		-device "vhost-user-blk-pci,chardev=c0,num-queues=$queues$dev_extra"
 		"${extra[@]}"

@@ -25,6 +25,8 @@ usage() {
 	                    (scripts/test.sh), else one started for this test
 	  --expect K=V      guest expectation EXPECT_K=V (V: value, any, nonzero)
 	  --append ARGS     extra guest kernel command line
+	  --viommu          a virtual Intel IOMMU (intel-iommu, device IOTLB) in the guest
+	  --iommu-platform  the disk with iommu_platform=on (vblkd: served with --iommu)
 	  --timeout SEC     QEMU time limit (default \$E2E_TIMEOUT or 600)
 	  --keep            keep the temp dir (image, logs)
 	  --reconnect       QEMU reconnects to the socket when the backend goes away
@@ -66,6 +68,7 @@ usage() {
 backend=$1 test=$2
 shift 2
 queues=2 packed=0 ro=0 size=128M keep=0 append='' reconnect=0 rbd=0 ceph_dir='' rbd_image=''
+viommu=0 iommu_platform=0
 
 chaos_sig='' chaos_at=3,7,12 chaos_jitter=1500 chaos_seed=${E2E_CHAOS_SEED:-}
 chaos_marker=VBLK-E2E-IO-STARTED
@@ -86,6 +89,8 @@ while (($#)); do
 	--rbd) rbd=1; shift ;;
 	--expect) expects+=("$2"); shift 2 ;;
 	--append) append=$2; shift 2 ;;
+	--viommu) viommu=1; shift ;;
+	--iommu-platform) iommu_platform=1; shift ;;
 	--timeout) E2E_TIMEOUT=$2; shift 2 ;; # read by e2e_run_qemu
 	--keep) keep=1; shift ;;
 	--reconnect) reconnect=1; shift ;;
@@ -297,6 +302,7 @@ vblkd)
 		bcmd+=("--file=$img")
 	fi
 	((ro)) && bcmd+=(--read-only)
+	((iommu_platform)) && bcmd+=(--iommu)
 	((control)) && bcmd+=("--control=$tmp/ctl.sock")
 	((qos)) && bcmd+=("--iops=$qos")
 	# A second export of the same image: one process, one page cache.
@@ -583,6 +589,8 @@ fi
 
 qargs=(--socket "$sock" --initrd "$tmp/initrd.gz" --log "$tmp/console.log" --queues "$queues")
 ((packed)) && qargs+=(--packed)
+((viommu)) && qargs+=(--viommu)
+((iommu_platform)) && qargs+=(--iommu-platform)
 [[ -n $append ]] && qargs+=(--append "$append")
 ((reconnect)) && qargs+=(--reconnect)
 boot=$SECONDS

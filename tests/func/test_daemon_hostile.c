@@ -768,6 +768,34 @@ static void test_messages(void)
 	is(fd_count_settles(fds0), fds0, "malformed messages leak no fd in the daemon");
 }
 
+/*
+ * IOTLB messages to a daemon that did not negotiate ACCESS_PLATFORM (this
+ * one runs without --iommu; tests/func/test_daemon_iommu.c has the rest):
+ * each refused with a failure ack, the session unharmed, also after a storm.
+ */
+static void test_iotlb_refused(void)
+{
+	struct vblk_client *c = connect_a(0);
+	struct vhost_msg_iotlb m = { .iova = 0x1000, .size = 0x1000,
+				     .uaddr = 0x7e0000000000ull, .perm = VHOST_ACCESS_RW,
+				     .type = VHOST_IOTLB_UPDATE };
+	unsigned refused = 0;
+
+	if (!ok(c != NULL, "iotlb: session"))
+		return;
+	is(vblk_client_iotlb_raw(c, &m), -EIO, "iotlb: an update without ACCESS_PLATFORM refused");
+	for (unsigned i = 0; i < 2000; i++) {
+		m.type = i % 2 ? VHOST_IOTLB_INVALIDATE : VHOST_IOTLB_UPDATE;
+		m.iova = (uint64_t)i << 12;
+		m.size = i % 3 ? 0x1000 : ~0ull;
+		refused += vblk_client_iotlb_raw(c, &m) == -EIO;
+	}
+	is(refused, 2000u, "iotlb: a storm of 2000 refused one by one");
+	ok(rw_check(c, 0, 77, 0), "iotlb: the session still serves I/O");
+	vblk_client_destroy(c);
+	ok(vblkd_proc_alive(&proc), "iotlb: vblkd still runs");
+}
+
 /* ---- kick storm -------------------------------------------------------- */
 
 static void test_kick_storm(void)
@@ -1373,6 +1401,10 @@ int main(int argc, char **argv)
 	phase_begin(&pm);
 	test_messages();
 	check_bystander(&pm, "the malformed messages");
+
+	phase_begin(&pm);
+	test_iotlb_refused();
+	check_bystander(&pm, "the IOTLB messages");
 
 	phase_begin(&pm);
 	test_kick_storm();

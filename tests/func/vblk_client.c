@@ -100,7 +100,10 @@ static void close_fd(int *fd)
 
 static uint64_t ring_uva(const struct vblk_client *c, unsigned q, unsigned area)
 {
-	/* Region 0 always starts at offset 0 and holds every ring. */
+	/* Region 0 always starts at offset 0 and holds every ring. With an
+	 * IOMMU the frontend gives IOVAs instead. */
+	if (c->o.iommu)
+		return VBLK_CLIENT_GPA_BASE + (uint64_t)q * RING_STRIDE + area;
 	return c->regions[0].uva + (uint64_t)q * RING_STRIDE + area;
 }
 
@@ -164,17 +167,36 @@ static int client_layout(struct vblk_client *c)
 	return 0;
 }
 
+/* What the daemon is told about region i (GPAs moved with an IOMMU). */
+static struct gmem_region_desc client_region_wire(const struct vblk_client *c, unsigned i)
+{
+	struct gmem_region_desc d = c->regions[i];
+
+	if (c->o.iommu)
+		d.gpa += VBLK_CLIENT_IOMMU_GPA_SHIFT;
+	return d;
+}
+
 static int client_set_memory(struct vblk_client *c)
 {
 	int fds[VHOST_USER_MAX_MEM_REGIONS];
+	struct gmem_region_desc d[VHOST_USER_MAX_MEM_REGIONS];
 	unsigned first = MIN(c->nregions, VHOST_USER_MAX_MEM_REGIONS), i;
 	int ret;
 
-	for (i = 0; i < first; i++)
+	for (i = 0; i < first; i++) {
 		fds[i] = c->memfd;
-	ret = vhost_frontend_set_mem_table(c->f, c->regions, fds, first);
-	for (i = first; !ret && i < c->nregions; i++)
-		ret = vhost_frontend_add_mem_reg(c->f, &c->regions[i], c->memfd);
+		d[i] = client_region_wire(c, i);
+	}
+	ret = vhost_frontend_set_mem_table(c->f, d, fds, first);
+	for (i = first; !ret && i < c->nregions; i++) {
+		d[0] = client_region_wire(c, i);
+		ret = vhost_frontend_add_mem_reg(c->f, &d[0], c->memfd);
+	}
+	/* Every region mapped read-write at IOVA = our GPA. */
+	for (i = 0; !ret && c->o.iommu && c->o.iotlb_prefill && i < c->nregions; i++)
+		ret = vblk_client_iotlb(c, VHOST_IOTLB_UPDATE, c->regions[i].gpa,
+					c->regions[i].size, VHOST_ACCESS_RW);
 	return ret;
 }
 
@@ -283,6 +305,8 @@ static void client_features(const struct vblk_client *c, uint64_t *want, uint64_
 		*need |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	if (c->o.packed)
 		*need |= 1ull << VIRTIO_F_RING_PACKED;
+	if (c->o.iommu)
+		*need |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
 	if (c->o.flavor == VBLK_FLAVOR_LEGACY) {
 		*want &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 		*need &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
@@ -1222,25 +1246,101 @@ int vblk_client_backend_fd(const struct vblk_client *c)
 	return c->backend_fd;
 }
 
-int vblk_client_backend_take(int fd, int timeout_ms)
+/* One backend-channel message header as on the wire. */
+struct backend_hdr {
+	uint32_t request, flags, size;
+} __attribute__((packed));
+
+/* Read the next message on @fd (up to @timeout_ms) into @hdr / @payload. */
+static int backend_recv(int fd, int timeout_ms, struct backend_hdr *hdr, char *payload,
+			size_t cap)
 {
-	struct { uint32_t request, flags, size; } __attribute__((packed)) hdr, ack;
-	uint64_t zero = 0;
-	char payload[256];
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &hdr, sizeof(hdr)) != sizeof(hdr))
+	if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, hdr, sizeof(*hdr)) != sizeof(*hdr))
 		return -1;
-	if (hdr.size > sizeof(payload) || (hdr.size && read(fd, payload, hdr.size) != hdr.size))
+	if (hdr->size > cap || (hdr->size && read(fd, payload, hdr->size) != hdr->size))
 		return -1;
-	if (hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
-		ack.request = hdr.request;
-		ack.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-		ack.size = sizeof(zero);
-		if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
-		    write(fd, &zero, sizeof(zero)) != sizeof(zero))
-			return -1;
+	return 0;
+}
+
+/* Ack @hdr's message with success if it asks for a reply. */
+static int backend_ack(int fd, const struct backend_hdr *hdr)
+{
+	struct backend_hdr ack = { hdr->request, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8 };
+	uint64_t zero = 0;
+
+	if (!(hdr->flags & VHOST_USER_NEED_REPLY_MASK))
+		return 0;
+	if (write(fd, &ack, sizeof(ack)) != sizeof(ack) ||
+	    write(fd, &zero, sizeof(zero)) != sizeof(zero))
+		return -1;
+	return 0;
+}
+
+int vblk_client_backend_take(int fd, int timeout_ms)
+{
+	struct backend_hdr hdr;
+	char payload[256];
+
+	if (backend_recv(fd, timeout_ms, &hdr, payload, sizeof(payload)) ||
+	    backend_ack(fd, &hdr))
+		return -1;
+	return (int)hdr.request;
+}
+
+int vblk_client_iotlb_raw(struct vblk_client *c, const struct vhost_msg_iotlb *m)
+{
+	return vhost_frontend_request(c->f, VHOST_USER_IOTLB_MSG, m, sizeof(*m), NULL, 0);
+}
+
+int vblk_client_iotlb(struct vblk_client *c, uint8_t type, uint64_t iova, uint64_t size,
+		      uint8_t perm)
+{
+	struct vhost_msg_iotlb m = { .iova = iova, .size = size, .perm = perm, .type = type };
+
+	for (unsigned i = 0; type == VHOST_IOTLB_UPDATE && i < c->nregions; i++) {
+		const struct gmem_region_desc *r = &c->regions[i];
+
+		if (iova >= r->gpa && iova - r->gpa < r->size) {
+			m.uaddr = r->uva + (iova - r->gpa);
+			break;
+		}
 	}
+	return vblk_client_iotlb_raw(c, &m);
+}
+
+uint64_t vblk_client_iova(const struct vblk_client *c, const void *p)
+{
+	return VBLK_CLIENT_GPA_BASE + (uint64_t)((const uint8_t *)p - c->mem);
+}
+
+int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how, uint64_t *iova)
+{
+	struct backend_hdr hdr;
+	struct vhost_msg_iotlb m;
+	char payload[256];
+
+	if (backend_recv(c->backend_fd, timeout_ms, &hdr, payload, sizeof(payload)))
+		return -1;
+	if (hdr.request == VHOST_USER_BACKEND_IOTLB_MSG && hdr.size == sizeof(m)) {
+		memcpy(&m, payload, sizeof(m));
+		if (iova)
+			*iova = m.iova;
+		if ((how & VBLK_SERVE_ANSWER) && m.type == VHOST_IOTLB_MISS &&
+		    vblk_client_iotlb(c, VHOST_IOTLB_UPDATE, m.iova & ~4095ull, 4096,
+				      VHOST_ACCESS_RW))
+			return -1;
+		if ((how & VBLK_SERVE_UNMAP_FIRST) && m.type == VHOST_IOTLB_MISS) {
+			/* Until a request of queue 0 completes (at most 2 s). */
+			for (int i = 0; i < 200 && !vblk_client_reap(c, 0); i++)
+				usleep(10000);
+			if (vblk_client_iotlb(c, VHOST_IOTLB_INVALIDATE, m.iova & ~4095ull, 4096, 0))
+				return -1;
+		}
+	}
+	if (backend_ack(c->backend_fd, &hdr))
+		return -1;
 	return (int)hdr.request;
 }
 

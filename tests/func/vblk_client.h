@@ -62,7 +62,20 @@ struct vblk_client_opts {
 	/* QEMU flavor: negotiate BACKEND_REQ and give a backend request
 	 * channel (vblk_client_backend_fd is our end). */
 	bool backend_req;
+	/*
+	 * Act as a frontend behind an IOMMU: negotiate VIRTIO_F_ACCESS_PLATFORM
+	 * (with REPLY_ACK); ring and descriptor addresses are then IOVAs,
+	 * numerically the GPAs this client hands out (vblk_client_alloc),
+	 * while the memory table says they are VBLK_CLIENT_IOMMU_GPA_SHIFT
+	 * higher: a daemon that takes one for the other misses. Nothing is
+	 * in the daemon's IOTLB until vblk_client_iotlb() puts it there,
+	 * unless @iotlb_prefill maps all guest memory read-write up front.
+	 */
+	bool iommu;
+	bool iotlb_prefill;
 };
+
+#define VBLK_CLIENT_IOMMU_GPA_SHIFT (1ull << 44)
 
 struct vblk_client;
 
@@ -205,6 +218,33 @@ int vblk_client_backend_fd(const struct vblk_client *c);
 /* Read the next message on backend channel @fd (waiting up to
  * @timeout_ms), acking it when it asks for a reply: its request, or -1. */
 int vblk_client_backend_take(int fd, int timeout_ms);
+/*
+ * vblk_client_iotlb - send an IOTLB_MSG of @type (VHOST_IOTLB_UPDATE /
+ * INVALIDATE) for [iova, iova+size) of this client's guest memory (an
+ * update names the frontend address behind @iova itself; @size must stay
+ * in one region), waiting for the ack. Return: 0, -EIO (refused), other
+ * -errno.
+ */
+int vblk_client_iotlb(struct vblk_client *c, uint8_t type, uint64_t iova, uint64_t size,
+		      uint8_t perm);
+/* vblk_client_iotlb_raw - any IOTLB_MSG payload at all, waiting for the ack. */
+int vblk_client_iotlb_raw(struct vblk_client *c, const struct vhost_msg_iotlb *m);
+/* The IOVA (= client GPA) of host address @p in guest memory. */
+uint64_t vblk_client_iova(const struct vblk_client *c, const void *p);
+/*
+ * vblk_client_serve_iotlb - take the next message on the backend channel
+ * (waiting up to @timeout_ms). With VBLK_SERVE_ANSWER an IOTLB miss is
+ * answered with an update of the 4 KiB page it names (read-write), sent
+ * before the miss is acked, as QEMU does; with VBLK_SERVE_UNMAP_FIRST
+ * too, once a request of queue 0 completed (at most 2 s), that page is
+ * invalidated again before the ack (a guest whose request completed and
+ * was unmapped in between). *iova (may be NULL)
+ * gets the miss's address. Messages asking for a reply are acked.
+ * Return: the request, or -1 (nothing came).
+ */
+enum { VBLK_SERVE_ANSWER = 1u << 0, VBLK_SERVE_UNMAP_FIRST = 1u << 1 };
+int vblk_client_serve_iotlb(struct vblk_client *c, int timeout_ms, unsigned how, uint64_t *iova);
+
 /* GET_CONFIG again: vblk_client_config() shows the device's config now. */
 int vblk_client_refresh_config(struct vblk_client *c);
 

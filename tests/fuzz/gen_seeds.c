@@ -766,6 +766,61 @@ static void ring_up(struct buf *b, uint8_t f, unsigned q, unsigned num, unsigned
 	msg_state(b, VHOST_USER_SET_VRING_ENABLE, f, q, 1);
 }
 
+static void msg_iotlb(struct buf *b, uint8_t f, uint8_t type, uint64_t iova, uint64_t size,
+		      uint64_t uaddr, uint8_t perm)
+{
+	struct vhost_msg_iotlb m = { .iova = iova, .size = size, .uaddr = uaddr, .perm = perm,
+				     .type = type };
+
+	msg(b, VHOST_USER_IOTLB_MSG, f, 0, &m, sizeof(m));
+}
+
+/* ACCESS_PLATFORM: IOTLB updates and invalidations, good and hostile. */
+static void gen_vhost_iotlb(uint64_t fsplit)
+{
+	const uint64_t fiommu = fsplit | (1ull << VIRTIO_F_ACCESS_PLATFORM) |
+				(1ull << VIRTIO_RING_F_INDIRECT_DESC);
+	const uint64_t u = FV_SEED_UVA;
+	struct buf b = { 0 };
+
+	/* QEMU-like: rings mapped identity (IOVA = frontend address), the
+	 * ring started, part of it invalidated (the ring stops), mapped again
+	 * page by page, a storm of overlapping invalidations, then stopped. */
+	buf_u8(&b, FV_S_POP | FV_S_ASYNC_STOP);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0x10000, u, VHOST_ACCESS_RW); /* too early */
+	qemu_prefix(&b, ACK, fiommu);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0x10000, u, VHOST_ACCESS_RW);
+	ring_up(&b, ACK, 0, 128, 0);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_INVALIDATE, u + FV_SEED_RING(0) + 0x800, 0x100, 0, 0);
+	for (unsigned i = 0; i < 16; i++)
+		msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u + i * 0x1000ull, 0x1000, u + i * 0x1000ull,
+			  i % 3 ? VHOST_ACCESS_RW : VHOST_ACCESS_RO);
+	for (unsigned i = 0; i < 8; i++)
+		msg_iotlb(&b, ACK, VHOST_IOTLB_INVALIDATE, u + i * 0x1800ull, 0x1001, 0, 0);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0x10000, u, VHOST_ACCESS_RW);
+	msg_state(&b, VHOST_USER_GET_VRING_BASE, V1, 0, 0);
+	emit("fuzz_vhost_msg", &b, "iommu-iotlb");
+	b.len = 0;
+
+	/* Hostile IOTLB messages, each refused with the connection kept. */
+	buf_u8(&b, FV_S_LISTEN);
+	qemu_prefix(&b, ACK, fiommu);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0, u, VHOST_ACCESS_RW);          /* size 0 */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, ~0ull - 10, 0x100, u, VHOST_ACCESS_RW);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, 0, 0x100, ~0ull - 10, VHOST_ACCESS_RW);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, 0, ~0ull, 0, VHOST_ACCESS_RW);     /* huge */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, 0, 0x1000, 0x1000, VHOST_ACCESS_RW); /* not shared */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, 0, 0x1000, u, 0);                   /* no perm */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_MISS, 0, 0x1000, u, VHOST_ACCESS_RW);
+	msg_iotlb(&b, ACK, 200, 0, 0x1000, u, VHOST_ACCESS_RW);
+	msg_iotlb(&b, ACK, VHOST_IOTLB_INVALIDATE, 0, ~0ull, 0, 0);
+	ring_up(&b, ACK, 0, 64, 0);                              /* waits: IOTLB empty */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0x10000, u, VHOST_ACCESS_RO); /* used ring RO */
+	msg_iotlb(&b, ACK, VHOST_IOTLB_UPDATE, u, 0x10000, u, VHOST_ACCESS_RW);
+	emit("fuzz_vhost_msg", &b, "iommu-hostile");
+	free(b.p);
+}
+
 static void gen_vhost(void)
 {
 	const uint64_t fsplit = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) |
@@ -775,6 +830,7 @@ static void gen_vhost(void)
 	struct vhost_msg_config wce = { .offset = 32, .size = 1, .payload = { 1 } };
 	struct buf b = { 0 };
 
+	gen_vhost_iotlb(fsplit);
 	/* The healthy session: start vring 0, stop it, disconnect. */
 	buf_u8(&b, FV_S_POP);
 	qemu_prefix(&b, V1, fsplit);

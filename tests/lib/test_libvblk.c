@@ -90,6 +90,9 @@ static void stop(pid_t pid)
 
 /* ---- helpers --------------------------------------------------------------------- */
 
+/* open_dev acts as a frontend behind an IOMMU (the "access-platform" property). */
+static bool open_access_platform;
+
 static struct vblk *open_dev(bool packed, bool poll_mode, int nq, int *err)
 {
 	struct vblk *v;
@@ -98,6 +101,8 @@ static struct vblk *open_dev(bool packed, bool poll_mode, int nq, int *err)
 	ret = vblk_create(&v);
 	ret = ret ?: vblk_set_str(v, "path", sock);
 	ret = ret ?: vblk_set_bool(v, "packed", packed);
+	if (open_access_platform)
+		ret = ret ?: vblk_set_bool(v, "access-platform", true);
 	ret = ret ?: vblk_connect(v);
 	ret = ret ?: vblk_set_int(v, "num-queues", nq);
 	ret = ret ?: vblk_set_int(v, "queue-size", 64);
@@ -481,6 +486,32 @@ int main(int argc, char **argv)
 			}
 			stop(pid);
 		}
+
+	/* ACCESS_PLATFORM: IOVAs through vblkd's IOTLB, which libvblk fills. */
+	open_access_platform = true;
+	pid = start_vblkd(NULL, NULL);
+	v = open_dev(false, false, 2, &ret);
+	is(ret, -ENOTSUP, "access-platform without vblkd --iommu: refused");
+	vblk_destroy(&v);
+	stop(pid);
+	for (int packed = 0; packed < 2; packed++) {
+		char tag[64];
+
+		snprintf(tag, sizeof(tag), "vblkd --iommu %s", packed ? "packed" : "split");
+		pid = start_vblkd("--iommu", NULL);
+		v = open_dev(packed, packed, 2, &ret);
+		is(ret, 0, "%s: connect + start with access-platform", tag);
+		if (!ret) {
+			bool ap = false;
+
+			vblk_get_bool(v, "access-platform", &ap);
+			ok(ap, "%s: property reads back", tag);
+			io_suite(tag, v, true, true);
+			vblk_destroy(&v);
+		}
+		stop(pid);
+	}
+	open_access_platform = false;
 
 	/* A server without the packed ring refuses a packed client. */
 	pid = start_vblkd("--no-packed", NULL);
