@@ -409,6 +409,12 @@ static void loop_poll_iteration(struct loop *l)
 		sched_yield();
 		return;
 	}
+	/* A poller or a call switched to event mode during this iteration:
+	 * loop_run settles the disarmed pollers (arm, and poll what they
+	 * report pending) before it blocks. The adaptive idle path would arm
+	 * them without polling what they report, then block on it. */
+	if (l->mode == LOOP_POLL_EVENT)
+		return;
 	loop_adaptive_idle(l);
 }
 
