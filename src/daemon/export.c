@@ -251,15 +251,14 @@ static void equeue_miss_fn(void *arg)
 static void equeue_park(struct equeue *q)
 {
 	struct equeue_miss *w = malloc(sizeof(*w));
-	struct virtq *vq = &q->vr->vq;
 
 	q->iotlb_wait = true;
 	if (!w) {
 		equeue_mark_broken(q, "out of memory for an IOTLB miss");
 		return;
 	}
-	*w = (struct equeue_miss){ .e = q->exp, .index = q->vr->index,
-				   .iova = vq->miss_iova, .perm = vq->miss_perm };
+	*w = (struct equeue_miss){ .e = q->exp, .index = q->vr->index };
+	virtq_miss(&q->vr->vq, &w->iova, &w->perm);
 	if (loop_post(q->exp->ctrl, equeue_miss_fn, w)) {
 		free(w);
 		equeue_mark_broken(q, "cannot reach the control thread for an IOTLB miss");
@@ -283,8 +282,8 @@ static void equeue_fail_denied(struct equeue *q, struct ereq *r)
 		uint8_t *status = (uint8_t *)last->iov_base + last->iov_len - 1;
 
 		*status = VIRTIO_BLK_S_IOERR;
-		if (unlikely(q->vr->vq.log))
-			gmem_log_mark_host(q->vr->vq.log, q->vr->mem, status, 1);
+		if (unlikely(virtq_log(&q->vr->vq)))
+			gmem_log_mark_host(virtq_log(&q->vr->vq), q->vr->mem, status, 1);
 		len = 1;
 	}
 	virtq_fill(&q->vr->vq, el, len);

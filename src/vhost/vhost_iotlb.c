@@ -78,7 +78,7 @@ struct iotlb_fail {
 static void iotlb_fail_fn(void *arg)
 {
 	struct iotlb_fail *w = arg;
-	const struct virtq *vq = &w->vr->vq;
+	uint64_t iova;
 
 	/*
 	 * Only if the queue still waits on that address: a miss can be
@@ -86,7 +86,7 @@ static void iotlb_fail_fn(void *arg)
 	 * complete and the guest unmap or remap the page; the frontend then
 	 * rightly refuses a miss that nobody needs any more.
 	 */
-	if (!vq->missed || vq->miss_iova != w->iova)
+	if (!virtq_miss(&w->vr->vq, &iova, NULL) || iova != w->iova)
 		return;
 	w->s->ops->queue_iotlb(w->s->opaque, w->vr, -EFAULT);
 }

@@ -152,8 +152,8 @@ unsigned virtq_resubmit_pending(const struct virtq *vq);
  * Return: 1 and *elem filled; 0 if nothing is available; -EIO if the
  * queue is (now) broken (nothing filled); -EAGAIN if @mem is an IOTLB
  * view (gmem_is_view) that lacks an address the chain needs: nothing was
- * taken, vq->miss_iova / miss_perm say what is missing, and the same
- * chain is popped again once the caller has a view that has it.
+ * taken, virtq_miss() says what is missing, and the same chain is popped
+ * again once the caller has a view that has it.
  */
 int virtq_pop(struct virtq *vq, const struct gmem *mem, struct virtq_elem *elem,
 	      struct iovec *iov, unsigned max_iov);
@@ -230,6 +230,17 @@ static inline bool virtq_is_packed(const struct virtq *vq)
 static inline struct gmem_log *virtq_log(const struct virtq *vq)
 {
 	return vq->log;
+}
+
+/* After a pop that returned -EAGAIN, until the next pop: true, and the
+ * first IOVA the view lacked with the GMEM_PERM_* access it needed. */
+static inline bool virtq_miss(const struct virtq *vq, uint64_t *iova, unsigned *perm)
+{
+	if (iova)
+		*iova = vq->miss_iova;
+	if (perm)
+		*perm = vq->miss_perm;
+	return vq->missed;
 }
 
 /*
