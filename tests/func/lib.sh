@@ -5,7 +5,7 @@
 #   run ARGS...                     $VBLKCTL ARGS: stdout in $out, stderr in
 #                                   $err (also as a TAP comment), status in $rc
 #   json PYTHON-EXPR                true if EXPR holds for j = $out parsed
-#   wait_socket PATH                true once PATH is a socket (10 s at most)
+#   wait_socket PATH [SECONDS]      true once PATH is a socket (default 10 s at most)
 # The test sets VBLKCTL (for run) and tmp (a scratch directory) first, and
 # ends with: echo "1..$n"; exit $((failed > 0)).
 n=0 failed=0
@@ -23,4 +23,7 @@ run() {
 json() {
 	python3 -c "import json,sys; j=json.loads(sys.stdin.read()); sys.exit(0 if ($1) else 1)" <<<"$out"
 }
-wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_socket() {
+	for _ in $(seq $((${2:-10} * 20))); do [ -S "$1" ] && return 0; sleep 0.05; done
+	return 1
+}

@@ -17,14 +17,9 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0 failed=0
-check() { # check DESCRIPTION CONDITION...
-	local desc=$1; shift
-	n=$((n + 1))
-	if "$@"; then echo "ok $n - $desc"; else echo "not ok $n - $desc"; failed=$((failed + 1)); fi
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # check, wait_socket
 ctl() { timeout 30 "$VBLKCTL" --control="$tmp/ctl" "$@"; }
-wait_socket() { for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 # perf NAME SOCKET ARGS...: run vblkperf for 3 s in the background, JSON to NAME.json
 perf() {
 	local name=$1 sock=$2; shift 2
@@ -66,8 +61,8 @@ done
 	--export="socket-path=$C,null=1G,qos-group=g,iops=400" \
 	--export="socket-path=$D,null=1G,qos-group=g" 2>"$tmp/vblkd.log" &
 pid=$!
-check "vblkd serves four exports, limits from the command line" wait_socket "$tmp/ctl"
-wait_socket "$D"
+check "vblkd serves four exports, limits from the command line" wait_socket "$tmp/ctl" 20
+wait_socket "$D" 20
 
 out=$(ctl --json qos "$A")
 check "export-get-qos shows iops=500" python3 -c \
