@@ -196,7 +196,7 @@ struct config {
 	bool main_used;          /* the flat options describe exports[0] */
 	unsigned iothreads;
 	enum loop_poll_mode poll_mode;
-	bool poll_mode_set;      /* --poll-mode given; else see default_poll_mode */
+	bool poll_mode_set;      /* --poll-mode given; else event with rbd, adaptive without */
 	unsigned poll_idle_us;
 	unsigned shutdown_timeout;  /* seconds */
 	bool caps;
