@@ -400,12 +400,20 @@ int main(void)
 			sleep_us(1000);
 		ok(atomic_load(&s.notify) == 1, "adaptive, CPU shared with a spinning thread: "
 		   "asleep after %.1f ms (idle time 10 s)", (now_ns() - t0) / 1e6);
-		for (int i = 0; i < 200; i++) {
-			src_produce(&s);
-			lost += !wait_consumed(&s);
+		if (test_qemu_user()) {
+			/* Emulated threads beside an emulated spinning hog:
+			 * here 3 of 200 items once waited over 10 s. The
+			 * native run of this test (unit suite) keeps it. */
+			skip("adaptive, CPU shared: 200 items served: timing under qemu-user (%s)",
+			     test_qemu_user());
+		} else {
+			for (int i = 0; i < 200; i++) {
+				src_produce(&s);
+				lost += !wait_consumed(&s);
+			}
+			is(lost, 0u, "adaptive, CPU shared: 200 items served (longest wait %.3f ms)",
+			   max_wait_ns / 1e6);
 		}
-		is(lost, 0u, "adaptive, CPU shared: 200 items served (longest wait %.3f ms)",
-		   max_wait_ns / 1e6);
 		atomic_store(&hog_stop, 1);
 		pthread_join(hog, NULL);
 	}
